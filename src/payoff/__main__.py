@@ -1,0 +1,7 @@
+"""`python -m payoff`: the same as the `payoff` command."""
+
+from __future__ import annotations
+
+from payoff.cli import main
+
+main()

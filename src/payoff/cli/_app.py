@@ -1,0 +1,308 @@
+"""The `payoff` command: thin, calls the Python API; draws progress and tables with rich."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+import payoff
+from payoff._errors import PayoffError
+
+app = typer.Typer(
+    name="payoff",
+    help="What AI engineering investments return: metered trials, return curves, decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL or SQLite file [default: payoff.db]."),
+]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn a user's mistake into one line on stderr and exit code 2; bugs keep tracebacks."""
+    try:
+        yield
+    except PayoffError as err:
+        err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+def _setup_logging() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    handler = RichHandler(console=err_console, show_time=False, show_path=False)
+    for name in ("payoff", "optuna"):
+        log = logging.getLogger(name)
+        log.handlers = [handler]
+        log.setLevel(logging.WARNING)
+        log.propagate = False
+
+
+def _sigterm_as_interrupt() -> None:
+    # A polite kill stops like Ctrl-C: the trial in flight is stored as interrupted.
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"payoff {payoff.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    _setup_logging()
+
+
+class _Progress(payoff.RunObserver):
+    """Rich progress: trial count, ETA and spend so far; a line per finished trial."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[spent]}"),
+            console=console,
+            transient=False,
+        )
+        self.task_id: Any = None
+        self.spent = 0.0
+        self.metric = ""
+
+    def on_plan(
+        self, study: payoff.Study, *, n_planned: int, n_done: int, n_todo: int, why: str
+    ) -> None:
+        cfg = study.config
+        self.metric = f"val_{cfg.task.metric}"
+        console.print(
+            f"study [bold]{study.name}[/] in {study.storage}: {n_planned} planned, "
+            f"{n_done} already done, {n_todo} to run"
+        )
+        console.print(f"hardware: {why}", highlight=False)
+        if n_todo:
+            self.progress.start()
+            self.task_id = self.progress.add_task("trials", total=n_todo, spent="$0.0000 spent")
+
+    def on_trial_end(self, number: int, key: str, state: str, attrs: Mapping[str, Any]) -> None:
+        from payoff.study._ledger import spend_usd
+
+        self.spent += spend_usd(attrs)
+        value = attrs.get(self.metric, math.nan)
+        status = (
+            f"{self.metric}={value:.4f}"
+            if state == "COMPLETE"
+            else f"[red]failed:[/] {attrs.get('fail_reason', '')}"
+        )
+        self.progress.console.print(
+            f"  trial {number:>3} {key}  {status}  {attrs.get('wall_s', 0):.1f}s  "
+            f"${attrs.get('cost_usd_total', 0):.4f}",
+            highlight=False,
+        )
+        self.progress.update(self.task_id, advance=1, spent=f"${self.spent:.4f} spent")
+
+    def on_stop(self, message: str) -> None:
+        self.progress.stop()
+        console.print(message, highlight=False)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+    return str(value)
+
+
+_SUMMARY = (
+    "wall_s",
+    "flops",
+    "peak_mem_bytes",
+    "energy_kwh",
+    "co2_kg",
+    "cost_usd_compute",
+    "cost_usd_labels",
+    "cost_usd_total",
+    "latency_p50_s",
+    "n_params",
+)
+
+
+def _summary(study: payoff.Study, *, limit: int | None = 10) -> None:
+    frame = study.trials_frame()
+    if frame.empty:
+        console.print("no finished trials yet")
+        return
+    metric = study.config.task.metric
+    complete = frame[frame["state"] == "COMPLETE"]
+    n_failed = int((frame["state"] == "FAIL").sum())
+    sort_col = f"test_{metric}"
+    if sort_col in complete.columns:
+        ascending = study.optuna.direction.name == "MINIMIZE"
+        complete = complete.sort_values(sort_col, ascending=ascending)
+    levers = [c for c in study.config.lever_values() if c in frame.columns]
+    cols = [*levers, "seed", f"val_{metric}", sort_col, *_SUMMARY]
+    cols = [c for c in cols if c in complete.columns]
+    shown = complete.head(limit) if limit else complete
+    title = f"{study.name}: {len(complete)} complete, {n_failed} failed"
+    if limit and len(complete) > limit:
+        title += f" (best {limit} by {sort_col}; payoff trials {study.name} for all)"
+    table = Table(title=title)
+    table.add_column("trial", justify="right")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for _, row in shown.iterrows():
+        table.add_row(str(row["number"]), *(_fmt(row[c]) for c in cols))
+    console.print(table)
+    spent = complete["cost_usd_compute"].sum() + complete["cost_usd_energy"].fillna(0).sum()
+    console.print(
+        f"spent on compute and energy: ${spent:.4f}; "
+        f"energy {complete['energy_kwh'].sum():.3g} kWh ({complete['energy_method'].iloc[0]}), "
+        f"CO2 {complete['co2_kg'].sum():.3g} kg",
+        highlight=False,
+    )
+
+
+def _run(path: Path | str, storage: str | None, retry_failed: bool = False) -> payoff.Study:
+    _sigterm_as_interrupt()
+    observer = _Progress()
+    try:
+        study = payoff.run(path, storage=storage, observer=observer, retry_failed=retry_failed)
+    except KeyboardInterrupt:
+        observer.progress.stop()
+        config = payoff.load_config(path)
+        try:
+            kept = payoff.load(config.study, storage).trials_frame()
+            n = int((kept["state"] == "COMPLETE").sum()) if not kept.empty else 0
+        except PayoffError:
+            n = 0
+        err_console.print(
+            f"stopped: {n} completed trials are kept; the trial in flight was discarded. "
+            "Run the same command again to resume."
+        )
+        raise typer.Exit(code=130) from None
+    _summary(study)
+    return study
+
+
+@app.command("run")
+def run_cmd(
+    study_file: Annotated[Path, typer.Argument(help="The study file (YAML).")],
+    storage: StorageOpt = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Run failed trials again.")
+    ] = False,
+) -> None:
+    """Run a study, or resume it where it stopped."""
+    with _user_errors():
+        _run(study_file, storage, retry_failed)
+
+
+def demo_file() -> Path:
+    """Return the path of the shipped demo study."""
+    return Path(str(resources.files("payoff.demo") / "digits.yaml"))
+
+
+@app.command()
+def demo(storage: StorageOpt = None) -> None:
+    """Run the shipped demo study (data x model x compute on sklearn:digits)."""
+    with _user_errors():
+        _run(demo_file(), storage)
+
+
+@app.command()
+def trials(
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    storage: StorageOpt = None,
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> None:
+    """List a study's trials with their costs and returns."""
+    with _user_errors():
+        s = payoff.load(study, storage)
+        if csv or as_json:
+            frame = s.trials_frame()
+            out = frame.to_csv(index=False) if csv else frame.to_json(orient="records", indent=1)
+            sys.stdout.write(out if out.endswith("\n") else out + "\n")
+        else:
+            _summary(s, limit=None)
+
+
+@app.command()
+def prices(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the price book in force, with sources and dates, and the detected hardware."""
+    from payoff.prices import detect_hardware, load_price_book
+
+    with _user_errors():
+        book = load_price_book()
+        rows = book.rows()
+        choice = detect_hardware(book)
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "version": book.version,
+                        "prices": rows,
+                        "hardware_auto": choice.entry.name,
+                        "why": choice.reason,
+                    },
+                    indent=1,
+                )
+            )
+            return
+        table = Table(title=f"price book {book.version}")
+        for col in rows[0]:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(str(v) for v in row.values()))
+        console.print(table)
+        console.print(f"hardware: auto -> {choice.entry.name} ({choice.reason})", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the `payoff` console script."""
+    app()

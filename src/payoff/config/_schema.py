@@ -1,0 +1,122 @@
+"""The study file schema: what a user may write, with its constraints declared."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+
+ModelFamily = Literal["linear", "mlp", "cnn"]
+OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
+DesignName = Literal["grid", "random"]
+# A model size: a preset name or explicit hidden widths (MLP units / CNN channels).
+ModelSize = Literal["small", "medium", "large"] | Annotated[list[PositiveInt], Field(min_length=1)]
+Scalar = bool | int | float | str
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelled key must be an error, never silently dropped.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Strict):
+    """What the model must do: a data set (or the user's own trial function) and a metric."""
+
+    dataset: str | None = None
+    label: str | None = None
+    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    metric: str | None = None
+    direction: Literal["maximize", "minimize"] | None = None
+    model: ModelFamily = "mlp"
+    validation: float = Field(default=0.15, gt=0, lt=0.5)
+    test: float = Field(default=0.15, gt=0, lt=0.5)
+    split_seed: int = 0
+
+
+class ComputeConfig(_Strict):
+    epochs: Annotated[list[PositiveInt], Field(min_length=1)]
+
+
+class LeversConfig(BaseModel):
+    """The levers a study varies; each a non-empty list of settings.
+
+    Extra keys are kept so user trial functions can vary levers of their own; for built-in
+    tasks an unknown lever is reported by the loader with the nearest valid name.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    # A number <= 1 is a fraction of the training set, a number > 1 a count of examples.
+    data: Annotated[list[PositiveFloat], Field(min_length=1)] | None = None
+    model: Annotated[list[ModelSize], Field(min_length=1)] | None = None
+    compute: Annotated[list[PositiveInt], Field(min_length=1)] | ComputeConfig | None = None
+    optimizer: Annotated[list[OptimizerName], Field(min_length=1)] | None = None
+    lr: Annotated[list[PositiveFloat], Field(min_length=1)] | None = None
+    batch_size: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+
+
+class TrainConfig(_Strict):
+    """Settings held fixed for every trial unless a lever varies them."""
+
+    model: ModelSize = "medium"
+    epochs: PositiveInt = 10
+    optimizer: OptimizerName = "adam"
+    lr: PositiveFloat = 1e-3
+    batch_size: PositiveInt = 64
+    weight_decay: NonNegativeFloat = 0.0
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    patience: PositiveInt | None = 5
+
+
+class BudgetConfig(_Strict):
+    """Stop starting new trials once the study has spent this much (compute + energy)."""
+
+    usd: PositiveFloat | None = None
+    hours: PositiveFloat | None = None
+
+
+class LabelsConfig(_Strict):
+    """The price of a labelled example: explicit, or a price-book kind (crowd, expert, ...)."""
+
+    usd_per_example: NonNegativeFloat | None = None
+    kind: str = "crowd"
+
+
+class ValueConfig(_Strict):
+    """How a return becomes money (used by the decision layer)."""
+
+    predictions_per_month: NonNegativeFloat = 0.0
+    usd_per_correct: NonNegativeFloat = 0.0
+    usd_per_error: NonNegativeFloat = 0.0
+    horizon_months: PositiveFloat = 12.0
+    discount_rate: NonNegativeFloat = 0.0
+    engineer_hours: NonNegativeFloat = 0.0
+
+
+class StudyConfig(_Strict):
+    """A whole study file."""
+
+    study: str = Field(min_length=1, max_length=200, pattern=r"^[\w.-]+$")
+    task: TaskConfig
+    levers: LeversConfig = LeversConfig()
+    train: TrainConfig = TrainConfig()
+    design: DesignName = "grid"
+    n_trials: PositiveInt | None = None
+    seeds: PositiveInt = 1
+    budget: BudgetConfig = BudgetConfig()
+    hardware: str = "auto"
+    prices: dict[str, Any] = Field(default_factory=dict)
+    labels: LabelsConfig = LabelsConfig()
+    value: ValueConfig = ValueConfig()
+    target: dict[str, float] = Field(default_factory=dict)
+
+    def lever_values(self) -> dict[str, list[Any]]:
+        """Return every varied lever with its settings, in file order."""
+        out: dict[str, list[Any]] = {}
+        for name, values in self.levers:
+            if values is None:
+                continue
+            if isinstance(values, ComputeConfig):
+                values = values.epochs
+            out[name] = list(values)
+        return out

@@ -1,0 +1,1 @@
+"""The shipped demo study."""

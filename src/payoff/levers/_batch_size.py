@@ -1,0 +1,18 @@
+"""The batch-size lever."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from payoff.levers._base import Lever, RunPlan
+
+if TYPE_CHECKING:
+    from payoff.tasks import Task
+
+
+class BatchSizeLever(Lever):
+    name = "batch_size"
+
+    def apply(self, plan: RunPlan, value: Any, task: Task) -> RunPlan:
+        return dataclasses.replace(plan, batch_size=int(value))

@@ -1,0 +1,85 @@
+"""The built-in trial: load the task, apply the levers, train, evaluate, keep the weights."""
+
+from __future__ import annotations
+
+from payoff.config import StudyConfig
+from payoff.levers import LEVERS, LeverPrices, RunPlan, model_size
+from payoff.returns import measure_inference
+from payoff.study._trial import Trial
+from payoff.tasks import Task, load_task, nested_subset
+
+
+def task_of(config: StudyConfig) -> Task:
+    """Load (cached in-process) the task a study file names."""
+    t = config.task
+    assert t.dataset is not None  # function tasks never get here
+    return load_task(
+        t.dataset, label=t.label, validation=t.validation, test=t.test, seed=t.split_seed
+    )
+
+
+def base_plan(config: StudyConfig, task: Task) -> RunPlan:
+    """Return the plan before levers apply: the ``train`` section, on the whole training set."""
+    t = config.train
+    return RunPlan(
+        n_train=len(task.y_train),
+        model_size=model_size(t.model),
+        epochs=t.epochs,
+        optimizer=t.optimizer,
+        lr=t.lr,
+        batch_size=t.batch_size,
+        weight_decay=t.weight_decay,
+        dropout=t.dropout,
+        patience=t.patience,
+    )
+
+
+def builtin_trial(trial: Trial, prices: LeverPrices) -> dict[str, float]:
+    """Run one built-in trial and return its validation and test metrics."""
+    from payoff.train import predict, score, train_model
+
+    config = trial.config
+    task = task_of(config)
+    metric = config.task.metric
+    assert metric is not None  # filled in by the runner
+    plan = base_plan(config, task)
+    for name, value in trial.setting.items():
+        plan = LEVERS[name].apply(plan, value, task)
+    for name in trial.setting:
+        trial.record(**LEVERS[name].cost_usd(plan, prices))
+    rows = nested_subset(task.y_train, plan.n_train, seed=trial.seed)
+    result = train_model(
+        task,
+        plan,
+        family=config.task.model,
+        metric=metric,
+        seed=trial.seed,
+        rows=rows,
+        on_epoch=lambda epoch, point: trial.report(
+            epoch, **{k: v for k, v in point.items() if k != "epoch"}
+        ),
+    )
+    import torch
+
+    returns: dict[str, float] = {}
+    for split, X, y in (("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
+        output = predict(result.model, torch.from_numpy(X).to(result.device), task.kind)
+        returns |= {f"{split}_{k}": v for k, v in score(task.kind, y, output).items()}
+    model = result.model.cpu()
+    inference = measure_inference(model, task.X_test)
+    trial.record(
+        n_train=plan.n_train,
+        epochs_run=result.epochs_run,
+        best_epoch=result.best_epoch,
+        stopped_early=result.stopped_early,
+        flops=result.flops,
+        flops_method=result.flops_method,
+        device=result.device,
+        n_params=inference.n_params,
+        size_bytes=inference.size_bytes,
+        latency_p50_s=inference.latency_p50_s,
+        latency_p95_s=inference.latency_p95_s,
+        throughput_per_s=inference.throughput_per_s,
+    )
+    trial.save_weights(model.state_dict())
+    return returns

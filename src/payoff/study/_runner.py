@@ -1,0 +1,375 @@
+"""Run (or resume) a study: plan its trials in Optuna, run each metered, stop on budget."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+
+from payoff._errors import ConfigError, TrialError
+from payoff.config import StudyConfig, load_config
+from payoff.levers import LeverPrices
+from payoff.study._design import PlannedTrial, encode, plan_trials
+from payoff.study._ledger import ledger, spend_usd
+from payoff.study._storage import artifact_store, open_storage, storage_url
+from payoff.study._study import Study
+from payoff.study._trial import Trial
+
+if TYPE_CHECKING:
+    from payoff.meter import EnergyMeter
+    from payoff.prices import HardwareChoice, PriceBook
+
+_logger = logging.getLogger(__name__)
+
+TrialFunction = Callable[[Trial], Mapping[str, float]]
+
+
+class RunObserver:
+    """Hooks for progress displays; the CLI draws rich bars from them. All are optional."""
+
+    def on_plan(self, study: Study, *, n_planned: int, n_done: int, n_todo: int, why: str) -> None:
+        """Called once the plan is in storage, before the first trial."""
+
+    def on_trial_start(self, number: int, key: str) -> None:
+        """Called when a trial starts."""
+
+    def on_trial_end(self, number: int, key: str, state: str, attrs: Mapping[str, Any]) -> None:
+        """Called when a trial is stored, complete or failed."""
+
+    def on_stop(self, message: str) -> None:
+        """Called once, with why the run stopped."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    config: StudyConfig
+    function: Callable[[Trial], Mapping[str, float]]
+    book: PriceBook
+    hardware: HardwareChoice
+    labels_usd_per_example: float
+    direction: str
+
+
+def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
+    """Check everything that needs no storage, so bad input never touches stored results."""
+    from payoff.prices import load_price_book, resolve_hardware
+    from payoff.returns import METRICS, check_metric
+    from payoff.study._builtin import builtin_trial, task_of
+
+    book = load_price_book(config.prices)
+    hardware = resolve_hardware(book, config.hardware)
+    labels = config.labels.usd_per_example
+    if labels is None:
+        labels = book.label_price(config.labels.kind).value
+    metric = config.task.metric
+    if config.task.dataset is not None:
+        task = task_of(config)
+        metric = metric or ("accuracy" if task.kind == "classification" else "r2")
+        check_metric(metric, task.kind)
+        for name in config.target:
+            check_metric(name, task.kind)
+        if config.task.model == "cnn" and task.image_shape is None:
+            raise ConfigError(
+                f"task.model: 'cnn' needs image-shaped rows and {config.task.dataset} has none; "
+                "use model: mlp or linear."
+            )
+        prices = LeverPrices(labels_usd_per_example=labels)
+        fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices))
+    else:
+        assert config.task.function is not None  # the loader requires one of the two
+        fn = function or _import_function(config.task.function)
+    config = config.model_copy(update={"task": config.task.model_copy(update={"metric": metric})})
+    assert metric is not None
+    direction = config.task.direction or (
+        METRICS[metric].direction if metric in METRICS else "maximize"
+    )
+    return _Prepared(config, fn, book, hardware, labels, direction)
+
+
+def _import_function(path: str) -> TrialFunction:
+    module_name, _, attr = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(
+            f"task.function: cannot import {path!r} ({err}). Give 'module:function' importable "
+            "from the working directory."
+        ) from None
+    return getattr(obj, "function", obj)
+
+
+def run(
+    study: str | Path | StudyConfig,
+    *,
+    storage: str | Path | None = None,
+    artifacts: str | Path | None = None,
+    function: TrialFunction | None = None,
+    observer: RunObserver | None = None,
+    retry_failed: bool = False,
+) -> Study:
+    """Run a study, or resume it: completed trials are kept and never run again.
+
+    Args:
+        study: a study file path, or a validated ``StudyConfig``.
+        storage: an Optuna storage URL or a SQLite file path (default ``payoff.db``).
+        artifacts: the folder for trial weights (default: beside the SQLite file).
+        function: the trial function, for studies built in code around one.
+        observer: progress hooks.
+        retry_failed: run again the trials stored as failed.
+
+    Raises:
+        ConfigError: the study is invalid; nothing was written.
+        KeyboardInterrupt: Ctrl-C; the trial in flight is stored as interrupted and a rerun
+            runs it again.
+    """
+    config = study if isinstance(study, StudyConfig) else load_config(study)
+    prepared = _prepare(config, function)
+    config = prepared.config
+    observer = observer or RunObserver()
+    url = storage_url(storage)
+    _check_compatible(url, config)
+    optuna_study = optuna.create_study(
+        study_name=config.study,
+        storage=open_storage(url, create=True),
+        direction=prepared.direction,
+        load_if_exists=True,
+    )
+    optuna_study.set_user_attr("config", config.model_dump(mode="json"))
+    optuna_study.set_user_attr("payoff_version", _version())
+    planned = plan_trials(config)
+    optuna_study.set_user_attr("n_planned", len(planned))
+    _fail_orphans(optuna_study)
+    n_done, n_todo = _enqueue_missing(optuna_study, planned, retry_failed=retry_failed)
+    result = Study(optuna_study, storage=url, artifacts=artifacts)
+    observer.on_plan(
+        result, n_planned=len(planned), n_done=n_done, n_todo=n_todo, why=prepared.hardware.reason
+    )
+    _run_waiting(optuna_study, prepared, planned, result, observer)
+    return result
+
+
+def _version() -> str:
+    from payoff import __version__
+
+    return __version__
+
+
+def _check_compatible(url: str, config: StudyConfig) -> None:
+    """Refuse to mix a changed task into an existing study of the same name."""
+    from payoff._errors import StudyNotFoundError
+    from payoff.study._storage import load_optuna_study
+
+    try:
+        existing = load_optuna_study(url, config.study)
+    except StudyNotFoundError:
+        return
+    stored = existing.user_attrs.get("config", {}).get("task", {})
+    new = config.task.model_dump(mode="json")
+    changed = [k for k in new if k != "metric" and stored.get(k) != new[k]]
+    if stored and changed:
+        raise ConfigError(
+            f"study {config.study!r} already exists in {url} with a different task "
+            f"({', '.join(f'{k}: {stored.get(k)!r} -> {new[k]!r}' for k in changed)}). "
+            "Give the study another name, or use another --storage."
+        )
+
+
+def _alive(pid: int, started: float) -> bool:
+    import psutil
+
+    try:
+        # A recycled pid belongs to a process that started after the trial did.
+        return psutil.Process(pid).create_time() <= started + 1.0
+    except psutil.Error:
+        return False
+
+
+def _fail_orphans(study: optuna.Study) -> None:
+    """Mark trials left running by a process that died as interrupted, so they run again."""
+    host = socket.gethostname()
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = t.user_attrs
+        if attrs.get("host") == host and not _alive(attrs.get("pid", -1), attrs.get("started", 0)):
+            reason = f"interrupted: process {attrs.get('pid')} died during the trial"
+            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study.tell(t.number, state=TrialState.FAIL)
+            _logger.warning("trial %d: %s; it will run again", t.number, reason)
+
+
+def _enqueue_missing(
+    study: optuna.Study, planned: list[PlannedTrial], *, retry_failed: bool
+) -> tuple[int, int]:
+    """Put every planned trial not yet done, running or waiting in the queue."""
+    taken: set[str] = set()
+    n_done = 0
+    for t in study.get_trials(deepcopy=False):
+        key = t.user_attrs.get("plan_key")
+        if t.state == TrialState.COMPLETE or (
+            t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and not retry_failed
+        ):
+            n_done += key is not None and key not in taken
+        elif t.state not in (TrialState.RUNNING, TrialState.WAITING):
+            continue
+        if key is not None:
+            taken.add(key)
+    for p in planned:
+        if p.key not in taken:
+            study.enqueue_trial(p.params(), user_attrs={"plan_key": p.key})
+    n_todo = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return n_done, n_todo
+
+
+def _spent(study: optuna.Study) -> tuple[float, float]:
+    usd = hours = 0.0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        usd += spend_usd(t.user_attrs)
+        hours += float(t.user_attrs.get("wall_s", 0.0)) / 3600
+    return usd, hours
+
+
+def _budget_stop(study: optuna.Study, config: StudyConfig) -> str | None:
+    usd, hours = _spent(study)
+    budget = config.budget
+    if budget.usd is not None and usd >= budget.usd:
+        return f"budget spent: ${usd:.4f} of ${budget.usd:g}"
+    if budget.hours is not None and hours >= budget.hours:
+        return f"budget spent: {hours:.3f} h of {budget.hours:g} h"
+    return None
+
+
+def _energy_meter(book: PriceBook) -> EnergyMeter:
+    from payoff.meter import EnergyMeter
+
+    meter = EnergyMeter(country_iso_code=book.country_iso_code)
+    meter.warm_up()  # CodeCarbon's ~2 s hardware set-up must not be charged to trial 1
+    return meter
+
+
+def _run_waiting(
+    study: optuna.Study,
+    prepared: _Prepared,
+    planned: list[PlannedTrial],
+    result: Study,
+    observer: RunObserver,
+) -> None:
+    from payoff.meter import measure
+
+    config = prepared.config
+    by_key = {p.key: p for p in planned}
+    distributions = _distributions(planned)
+    store = artifact_store(result.storage, result.artifacts)
+    energy = None
+    n_run = 0
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        stop = _budget_stop(study, config)
+        if stop is not None:
+            n_left = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+            observer.on_stop(
+                f"{stop}; {n_left} planned trials not started. Raise the budget "
+                "and run again to continue."
+            )
+            return
+        energy = energy or _energy_meter(prepared.book)
+        trial = study.ask(fixed_distributions=distributions)
+        key = trial.user_attrs.get("plan_key", "")
+        for name, value in (
+            ("pid", os.getpid()),
+            ("host", socket.gethostname()),
+            ("started", time.time()),
+        ):
+            trial.set_user_attr(name, value)
+        p = by_key.get(key)
+        setting = p.setting if p else {k: v for k, v in trial.params.items() if k != "seed"}
+        context = Trial(
+            optuna_trial=trial,
+            setting=setting,
+            seed=int(trial.params.get("seed", 0)),
+            config=config,
+            artifact_store=store,
+        )
+        observer.on_trial_start(trial.number, key)
+        returns: Mapping[str, float] = {}
+        failure: str | None = None
+        try:
+            with measure(f"trial-{trial.number}", energy=energy) as meter:
+                try:
+                    returns = prepared.function(context)
+                except TrialError as err:
+                    failure = str(err)
+                except Exception as err:  # a trial's bug is its result: stored, study goes on
+                    failure = f"{type(err).__name__}: {err}"
+                    trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted by Ctrl-C")
+            trial.set_user_attr("interrupted", True)
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        attrs = {
+            **context.fields,
+            **ledger(
+                meter.reading,
+                context.fields,
+                hardware=prepared.hardware.entry,
+                book=prepared.book,
+                labels_usd_per_example=prepared.labels_usd_per_example,
+                data_setting=setting.get("data"),
+            ),
+        }
+        attrs.update({k: float(v) for k, v in returns.items()})
+        value = _objective(returns, config)
+        if failure is None and value is None:
+            failure = (
+                f"the trial function returned no finite {config.task.metric!r} "
+                f"(it returned {sorted(returns)})"
+            )
+        if failure is not None:
+            attrs["fail_reason"] = failure
+        attrs["curve"] = json.dumps(context.curve)
+        for name, v in attrs.items():
+            trial.set_user_attr(name, v)
+        if failure is None:
+            study.tell(trial, value)
+        else:
+            _logger.warning("trial %d failed: %s", trial.number, failure)
+            study.tell(trial, state=TrialState.FAIL)
+        n_run += 1
+        observer.on_trial_end(trial.number, key, "COMPLETE" if failure is None else "FAIL", attrs)
+    observer.on_stop(f"all planned trials done ({n_run} run now)")
+
+
+def _objective(returns: Mapping[str, float], config: StudyConfig) -> float | None:
+    metric = config.task.metric
+    for name in (f"val_{metric}", metric):
+        value = returns.get(name)
+        if value is not None and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def _distributions(planned: list[PlannedTrial]) -> dict[str, CategoricalDistribution]:
+    choices: dict[str, list[Any]] = {}
+    for p in planned:
+        for name, value in p.params().items():
+            if value not in choices.setdefault(name, []):
+                choices[name].append(value)
+    return {name: CategoricalDistribution(values) for name, values in choices.items()}
+
+
+__all__ = ["RunObserver", "encode", "run"]

@@ -1,0 +1,80 @@
+"""Where studies live: an Optuna storage (SQLite file by default) plus an artifact folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore
+
+from payoff._errors import ConfigError, StudyNotFoundError
+
+DEFAULT_STORAGE = "sqlite:///payoff.db"
+
+
+def storage_url(storage: str | Path | None) -> str:
+    """Return a storage URL: a URL as given, a file path as SQLite, None as ``payoff.db``."""
+    if storage is None:
+        return DEFAULT_STORAGE
+    text = str(storage)
+    return text if "://" in text else f"sqlite:///{text}"
+
+
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def open_storage(url: str, *, create: bool) -> optuna.storages.BaseStorage:
+    """Open an Optuna storage; without ``create``, a missing SQLite file is an error.
+
+    Raises:
+        StudyNotFoundError: ``create`` is false and the SQLite file does not exist.
+        ConfigError: the URL cannot be opened.
+    """
+    path = _sqlite_path(url)
+    if path is not None and not create and not path.is_file():
+        raise StudyNotFoundError(
+            f"no storage at {str(path)!r}: run a study first (payoff run STUDY_FILE) or pass "
+            "--storage with the file or URL it was run with."
+        )
+    # SQLite waits for a busy writer instead of failing at once when several processes write.
+    kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
+        raise ConfigError(f"cannot open storage {url!r}: {err}") from None
+
+
+def artifacts_dir(url: str, artifacts: str | Path | None = None) -> Path:
+    """Return the folder for trial weights: as given, beside SQLite, or ./payoff-artifacts."""
+    if artifacts is not None:
+        return Path(artifacts)
+    path = _sqlite_path(url)
+    return path.with_name(path.stem + "-artifacts") if path else Path("payoff-artifacts")
+
+
+def artifact_store(url: str, artifacts: str | Path | None = None) -> FileSystemArtifactStore:
+    """Return (creating its folder) the Optuna artifact store that keeps trial weights."""
+    folder = artifacts_dir(url, artifacts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(folder))
+
+
+def load_optuna_study(url: str, name: str) -> optuna.Study:
+    """Load an existing study by name.
+
+    Raises:
+        StudyNotFoundError: no study of that name; the message lists those that exist.
+    """
+    from payoff.config import suggest
+
+    storage = open_storage(url, create=False)
+    names = [
+        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    ]
+    if name not in names:
+        listed = ", ".join(names) if names else "none"
+        raise StudyNotFoundError(
+            f"no study {name!r} in {url} (studies there: {listed}).{suggest(name, names)}"
+        )
+    return optuna.load_study(study_name=name, storage=storage)

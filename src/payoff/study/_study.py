@@ -1,0 +1,97 @@
+"""A stored study: its config, its trials, and the ledger as a DataFrame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from payoff.study._ledger import COST_FIELDS, METHOD_FIELDS, RETURN_FIELDS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from payoff.config import StudyConfig
+
+_HIDDEN = {"pid", "host", "started", "curve", "fail_traceback", "plan_key", "interrupted"}
+
+
+class Study:
+    """A payoff study in its storage. Get one from :func:`payoff.run` or :func:`payoff.load`."""
+
+    def __init__(
+        self, optuna_study: optuna.Study, *, storage: str, artifacts: str | Path | None = None
+    ) -> None:
+        self.optuna = optuna_study
+        self.storage = storage
+        self.artifacts = artifacts
+
+    @property
+    def name(self) -> str:
+        """The study's name (``study:`` in the study file)."""
+        return self.optuna.study_name
+
+    @property
+    def config(self) -> StudyConfig:
+        """The study file as it was last run."""
+        from payoff.config import StudyConfig
+
+        return StudyConfig.model_validate(self.optuna.user_attrs["config"])
+
+    @property
+    def n_planned(self) -> int:
+        """How many trials the study's design plans."""
+        return int(self.optuna.user_attrs.get("n_planned", 0))
+
+    def trials(
+        self, states: tuple[TrialState, ...] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        """Return the study's trials (finished ones by default), in the order they ran."""
+        states = states or (TrialState.COMPLETE, TrialState.FAIL)
+        return self.optuna.get_trials(deepcopy=False, states=states)
+
+    def curve(self, number: int) -> list[dict[str, float]]:
+        """Return a trial's per-epoch curve (epoch, train_loss, val_<metric>)."""
+        trial = self.optuna.trials[number]
+        return list(json.loads(trial.user_attrs.get("curve", "[]")))
+
+    def trials_frame(self, *, include_failed: bool = True) -> pd.DataFrame:
+        """Return one row a trial: settings, returns, costs, and why a trial failed.
+
+        Trials interrupted by a killed process or Ctrl-C are left out: they were run again.
+        """
+        import pandas as pd
+
+        rows: list[dict[str, Any]] = []
+        for t in self.trials():
+            attrs = t.user_attrs
+            if attrs.get("interrupted") or (t.state == TrialState.FAIL and not include_failed):
+                continue
+            row: dict[str, Any] = {"number": t.number, "state": t.state.name}
+            row |= {k: v for k, v in t.params.items()}
+            row |= {k: v for k, v in attrs.items() if k not in _HIDDEN}
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return frame
+        lead = ["number", "state", *self.config.lever_values(), "seed"]
+        returns = sorted(c for c in frame.columns if c.startswith(("val_", "test_")))
+        known = [*lead, *returns, *RETURN_FIELDS, *COST_FIELDS, *METHOD_FIELDS, "fail_reason"]
+        ordered = [c for c in known if c in frame.columns]
+        rest = sorted(c for c in frame.columns if c not in ordered)
+        return frame[ordered + rest].reset_index(drop=True)
+
+
+def load(study: str, storage: str | Path | None = None) -> Study:
+    """Open a stored study by name.
+
+    Raises:
+        StudyNotFoundError: no such storage or study; the message lists what exists.
+    """
+    from payoff.study._storage import load_optuna_study, storage_url
+
+    url = storage_url(storage)
+    return Study(load_optuna_study(url, study), storage=url)

@@ -1,0 +1,538 @@
+"""Dataset loaders: scikit-learn built-ins and CSV/Parquet files, cleaned and split."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from payoff._errors import ConfigError
+from payoff.tasks._task import Task, TaskKind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sklearn.compose import ColumnTransformer
+
+_logger = logging.getLogger(__name__)
+
+DATASETS: tuple[str, ...] = (
+    "sklearn:digits",
+    "sklearn:breast_cancer",
+    "sklearn:wine",
+    "sklearn:diabetes",
+)
+
+_FILE_SCHEMES = ("csv", "parquet")
+_SCHEMES = ("sklearn", *_FILE_SCHEMES)
+# A float label with at most this many distinct integer values is a class label.
+_MAX_INTEGER_CLASSES = 20
+# One-hot columns per categorical feature; rarer categories share one column.
+_MAX_CATEGORIES = 100
+_IMPUTATION = "median (numeric), most_frequent (categorical)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """A parsed dataset spec."""
+
+    scheme: str
+    name: str  # the sklearn dataset name, or the file path as given
+    path: Path | None  # resolved file path for csv/parquet
+
+
+def _nearest(word: str, choices: Sequence[str]) -> str:
+    """Return " Did you mean 'x'?" for the closest choice, or an empty string."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {match[0]!r}?" if match else ""
+
+
+def _parse(spec: str) -> _Source:
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(
+            f"dataset must be a non-empty string like 'sklearn:digits' or 'csv:PATH', "
+            f"got {spec!r}."
+        )
+    scheme, sep, rest = spec.partition(":")
+    if not sep:
+        if Path(spec).suffix.lower() in {".csv", ".parquet", ".pq"}:
+            hint = "csv" if Path(spec).suffix.lower() == ".csv" else "parquet"
+            fix = f" Did you mean '{hint}:{spec}'?"
+        else:
+            fix = _nearest(spec, DATASETS) or _nearest(f"sklearn:{spec}", DATASETS)
+        raise ConfigError(
+            f"dataset {spec!r} has no scheme.{fix} "
+            f"Use one of {', '.join(DATASETS)}, or 'csv:PATH' / 'parquet:PATH' with a label."
+        )
+    if scheme not in _SCHEMES:
+        raise ConfigError(
+            f"unknown dataset scheme {scheme!r} in {spec!r}.{_nearest(scheme, _SCHEMES)} "
+            f"Allowed schemes: {', '.join(_SCHEMES)}."
+        )
+    if scheme == "sklearn":
+        if spec not in DATASETS:
+            raise ConfigError(
+                f"unknown dataset {spec!r}.{_nearest(spec, DATASETS)} "
+                f"Built-in datasets: {', '.join(DATASETS)}."
+            )
+        return _Source(scheme, rest, None)
+    if not rest.strip():
+        raise ConfigError(f"dataset {spec!r} names no file; write '{scheme}:PATH'.")
+    return _Source(scheme, rest, Path(rest).expanduser().resolve())
+
+
+def _file_columns(source: _Source) -> list[str]:
+    """Read only the header (CSV) or schema (Parquet) of a dataset file."""
+    assert source.path is not None
+    try:
+        if source.scheme == "csv":
+            return [str(c) for c in pd.read_csv(source.path, nrows=0).columns]
+        import pyarrow.dataset as pa_dataset
+
+        return [
+            str(c) for c in pa_dataset.dataset(str(source.path), format="parquet").schema.names
+        ]
+    except Exception as err:  # any reader failure is a bad input file, reported as such
+        raise ConfigError(
+            f"cannot read {source.scheme} file {str(source.path)!r}: {err}. "
+            f"Check that it is a valid {source.scheme.upper()} file."
+        ) from err
+
+
+def check_dataset(spec: str, *, label: str | None = None) -> None:
+    """Validate a dataset spec cheaply, before anything runs.
+
+    Reads at most a file's header or schema, never its rows.
+
+    Args:
+        spec: ``"sklearn:NAME"`` (one of ``DATASETS``), ``"csv:PATH"`` or ``"parquet:PATH"``.
+        label: The target column; required for CSV/Parquet, not allowed for sklearn sets.
+
+    Raises:
+        ConfigError: unknown scheme or name, missing file, missing or misspelled label.
+    """
+    source = _parse(spec)
+    if source.scheme == "sklearn":
+        if label is not None:
+            raise ConfigError(
+                f"label={label!r} was given for {spec!r}, whose target is built in. "
+                "Remove label; it applies to csv:/parquet: files only."
+            )
+        return
+    assert source.path is not None
+    if not source.path.exists():
+        raise ConfigError(
+            f"dataset file {str(source.path)!r} does not exist (from {spec!r}). "
+            "Check the path; relative paths are resolved from the working directory."
+        )
+    if source.scheme == "csv" and source.path.is_dir():
+        raise ConfigError(f"dataset {spec!r} is a directory; csv: needs one CSV file.")
+    if label is None:
+        raise ConfigError(
+            f"dataset {spec!r} needs a label: name the column to predict "
+            "(label: COLUMN in the task)."
+        )
+    columns = _file_columns(source)
+    if label not in columns:
+        raise ConfigError(
+            f"label column {label!r} is not in {str(source.path)!r}.{_nearest(label, columns)} "
+            f"Columns: {', '.join(repr(c) for c in columns)}."
+        )
+
+
+def load_task(
+    spec: str,
+    *,
+    label: str | None = None,
+    validation: float = 0.15,
+    test: float = 0.15,
+    seed: int = 0,
+) -> Task:
+    """Load, clean, encode and split a dataset into a Task.
+
+    Loaded tasks are cached in-process on the arguments (and, for files, on their
+    modification time and size), so many trials can share one load cheaply. Each call
+    returns its own copies of the arrays, so callers may modify them freely.
+
+    Args:
+        spec: ``"sklearn:NAME"`` (one of ``DATASETS``), ``"csv:PATH"`` or ``"parquet:PATH"``.
+        label: The target column of a CSV/Parquet file.
+        validation: Fraction of rows for the validation split, in [0, 1).
+        test: Fraction of rows for the test split, in [0, 1); with ``validation`` below 1.
+        seed: Seed of the (stratified, for classification) split.
+
+    Raises:
+        ConfigError: the spec, file or label is invalid, or the data cannot be split.
+    """
+    check_dataset(spec, label=label)
+    for arg, value in (("validation", validation), ("test", test)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+            raise ConfigError(f"{arg} must be a fraction in [0, 1), got {value!r}.")
+    if validation + test >= 1:
+        raise ConfigError(
+            f"validation + test must leave rows to train on, got "
+            f"validation={validation!r} + test={test!r} >= 1."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ConfigError(f"seed must be an integer, got {seed!r}.")
+    source = _parse(spec)
+    file_key: tuple[int, int] | None = None
+    if source.path is not None:
+        stat = source.path.stat()
+        file_key = (stat.st_mtime_ns, stat.st_size)
+    task = _load_cached(spec, label, float(validation), float(test), int(seed), file_key)
+    return dataclasses.replace(
+        task,
+        **{
+            name: getattr(task, name).copy()
+            for name in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+        },
+        notes=_deep_copy_notes(task.notes),
+    )
+
+
+def _deep_copy_notes(notes: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy_notes(v) if isinstance(v, dict) else v for k, v in notes.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(
+    spec: str,
+    label: str | None,
+    validation: float,
+    test: float,
+    seed: int,
+    file_key: tuple[int, int] | None,  # invalidates the cache when the file changes
+) -> Task:
+    source = _parse(spec)
+    if source.scheme == "sklearn":
+        frame, label, kind, class_names, image_shape = _sklearn_frame(source.name)
+    else:
+        assert label is not None
+        frame = _read_file(source)
+        kind, class_names, image_shape = None, None, None
+    return _build_task(
+        spec,
+        frame,
+        label,
+        kind=kind,
+        class_names=class_names,
+        image_shape=image_shape,
+        validation=validation,
+        test=test,
+        seed=seed,
+    )
+
+
+def _sklearn_frame(
+    name: str,
+) -> tuple[pd.DataFrame, str, TaskKind, tuple[str, ...] | None, tuple[int, int, int] | None]:
+    from sklearn import datasets
+
+    loaders: dict[str, Callable[..., Any]] = {
+        "digits": datasets.load_digits,
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "diabetes": datasets.load_diabetes,
+    }
+    bunch = loaders[name](as_frame=True)
+    frame = bunch.frame
+    label = str(bunch.target.name)
+    if name == "diabetes":
+        return frame, label, "regression", None, None
+    class_names = tuple(str(c) for c in bunch.target_names)
+    image_shape = (1, 8, 8) if name == "digits" else None
+    return frame, label, "classification", class_names, image_shape
+
+
+def _read_file(source: _Source) -> pd.DataFrame:
+    assert source.path is not None
+    try:
+        if source.scheme == "csv":
+            return pd.read_csv(source.path)
+        return pd.read_parquet(source.path)
+    except Exception as err:  # any reader failure is a bad input file, reported as such
+        raise ConfigError(
+            f"cannot read {source.scheme} file {str(source.path)!r}: {err}. "
+            f"Check that it is a valid {source.scheme.upper()} file."
+        ) from err
+
+
+def _infer_kind(y: pd.Series) -> TaskKind:
+    """Classify a label column: non-float, or float with few integer values, is a class."""
+    if not pd.api.types.is_float_dtype(y.dtype):
+        return "classification"
+    values = y.to_numpy(dtype=np.float64)
+    distinct = np.unique(values)
+    if len(distinct) <= _MAX_INTEGER_CLASSES and np.all(distinct == np.round(distinct)):
+        return "classification"
+    return "regression"
+
+
+def _class_label(value: Any) -> str:
+    """Render a class value as a string; integer-valued floats lose their '.0'."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _encode_labels(y: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Map class values to int64 indices 0..k-1 in sorted order."""
+    try:
+        values, codes = np.unique(y.to_numpy(), return_inverse=True)
+    except TypeError:  # mixed types (e.g. ints and strings) do not sort together
+        values, codes = np.unique(y.astype(str).to_numpy(), return_inverse=True)
+    return codes.astype(np.int64).reshape(-1), tuple(_class_label(v) for v in values)
+
+
+def _column_kinds(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    numeric: list[str] = []
+    categorical: list[str] = []
+    unsupported: list[str] = []
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if pd.api.types.is_bool_dtype(dtype):
+            categorical.append(column)
+        elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+            numeric.append(column)
+        elif (
+            pd.api.types.is_object_dtype(dtype)
+            or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+        ):
+            categorical.append(column)
+        else:
+            unsupported.append(f"{column!r} ({dtype})")
+    if unsupported:
+        raise ConfigError(
+            f"unsupported feature column types: {', '.join(unsupported)}. Features must be "
+            "numeric or categorical (object/category/bool): convert or drop these columns."
+        )
+    return numeric, categorical
+
+
+def _to_float(X: Any) -> np.ndarray:
+    """Cast numeric columns (including pandas nullable ones) to float64 with NaN."""
+    if isinstance(X, pd.DataFrame):
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(X, dtype=np.float64)
+
+
+def _to_category_strings(X: Any) -> np.ndarray:
+    """Turn categorical columns into an object array of strings, missing as NaN.
+
+    Strings make mixed-type columns (bools, ints and text) sortable by the encoder.
+    """
+    frame = pd.DataFrame(X)
+    out = frame.astype(object).where(frame.notna(), np.nan)
+    result = out.to_numpy(dtype=object)
+    mask = pd.notna(result)
+    result[mask] = [str(v) for v in result[mask]]
+    return result
+
+
+def _make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric:
+        transformers.append(
+            (
+                "numeric",
+                Pipeline(
+                    [
+                        ("float", FunctionTransformer(_to_float, feature_names_out="one-to-one")),
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                Pipeline(
+                    [
+                        (
+                            "strings",
+                            FunctionTransformer(
+                                _to_category_strings, feature_names_out="one-to-one"
+                            ),
+                        ),
+                        (
+                            "impute",
+                            SimpleImputer(strategy="most_frequent", keep_empty_features=True),
+                        ),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="ignore",
+                                sparse_output=False,
+                                max_categories=_MAX_CATEGORIES,
+                                dtype=np.float32,
+                            ),
+                        ),
+                    ]
+                ),
+                categorical,
+            )
+        )
+    return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
+
+
+def _split(
+    n_rows: int, y: np.ndarray | None, *, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split row positions into (rest, held out); stratified on ``y`` when given."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(n_rows)
+    if fraction == 0:
+        return rows, rows[:0]
+    rest, held = train_test_split(rows, test_size=fraction, random_state=seed, stratify=y)
+    return np.sort(rest), np.sort(held)
+
+
+def _build_task(
+    spec: str,
+    frame: pd.DataFrame,
+    label: str,
+    *,
+    kind: TaskKind | None,
+    class_names: tuple[str, ...] | None,
+    image_shape: tuple[int, int, int] | None,
+    validation: float,
+    test: float,
+    seed: int,
+) -> Task:
+    n_rows = len(frame)
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    missing_label = frame[label].isna().to_numpy()
+    n_dropped = int(missing_label.sum())
+    frame = frame.loc[~missing_label].reset_index(drop=True)
+    if n_dropped:
+        _logger.info("%s: dropped %d rows with a missing label %r", spec, n_dropped, label)
+    features = frame.drop(columns=[label])
+    if features.shape[1] == 0:
+        raise ConfigError(f"dataset {spec!r} has no feature columns besides label {label!r}.")
+    numeric, categorical = _column_kinds(features)
+    y_raw = frame[label]
+    kind = kind or _infer_kind(y_raw)
+    n_kept = len(frame)
+
+    if kind == "classification":
+        y_all, classes = _encode_labels(y_raw)
+        if class_names is not None:
+            classes = class_names
+        _check_stratifiable(spec, y_all, classes, validation=validation, test=test)
+        strata: np.ndarray | None = y_all
+    else:
+        y_all = y_raw.to_numpy(dtype=np.float32)
+        classes = ()
+        strata = None
+        min_rows = 3 if validation and test else 2
+        if n_kept < min_rows:
+            raise ConfigError(
+                f"dataset {spec!r} has {n_kept} rows with a label; at least {min_rows} "
+                "are needed for train/validation/test splits."
+            )
+
+    try:
+        trainval, test_rows = _split(n_kept, strata, fraction=test, seed=seed)
+        val_fraction = validation / (1.0 - test)
+        inner_strata = None if strata is None else strata[trainval]
+        train_pos, val_pos = _split(len(trainval), inner_strata, fraction=val_fraction, seed=seed)
+    except ValueError as err:
+        raise ConfigError(
+            f"cannot split dataset {spec!r} ({n_kept} rows) into validation={validation} "
+            f"and test={test}: {err}. Use more rows or smaller validation/test fractions."
+        ) from err
+    train_rows, val_rows = trainval[train_pos], trainval[val_pos]
+
+    missing_by_column = features.isna().sum()
+    n_imputed = int(missing_by_column.sum())
+    preprocessor = _make_preprocessor(numeric, categorical)
+    X_train = preprocessor.fit_transform(features.iloc[train_rows]).astype(np.float32)
+
+    def encode(rows: np.ndarray) -> np.ndarray:
+        if len(rows) == 0:
+            return np.zeros((0, X_train.shape[1]), dtype=np.float32)
+        return np.asarray(preprocessor.transform(features.iloc[rows]), dtype=np.float32)
+
+    notes: dict[str, Any] = {
+        "n_rows": n_rows,
+        "n_dropped_missing_label": n_dropped,
+        "n_imputed_values": n_imputed,
+        "n_imputed_by_column": {str(c): int(v) for c, v in missing_by_column.items() if v},
+        "imputation": _IMPUTATION,
+        "numeric_columns": list(numeric),
+        "categorical_columns": list(categorical),
+        "encoding": (
+            "numeric standardised; categorical one-hot (unknown ignored, at most "
+            f"{_MAX_CATEGORIES} columns each); all fitted on train"
+        ),
+        "split": {
+            "validation": validation,
+            "test": test,
+            "seed": seed,
+            "stratified": strata is not None,
+            "n_train": len(train_rows),
+            "n_validation": len(val_rows),
+            "n_test": len(test_rows),
+        },
+    }
+    return Task(
+        name=spec,
+        kind=kind,
+        X_train=np.ascontiguousarray(X_train),
+        y_train=y_all[train_rows],
+        X_val=encode(val_rows),
+        y_val=y_all[val_rows],
+        X_test=encode(test_rows),
+        y_test=y_all[test_rows],
+        feature_names=tuple(str(c) for c in features.columns),
+        classes=classes,
+        image_shape=image_shape,
+        preprocessor=preprocessor,
+        notes=notes,
+    )
+
+
+def _check_stratifiable(
+    spec: str, y: np.ndarray, classes: tuple[str, ...], *, validation: float, test: float
+) -> None:
+    counts = np.bincount(y, minlength=len(classes))
+    if len(classes) < 2:
+        raise ConfigError(
+            f"dataset {spec!r} has {len(classes)} class(es) {list(classes)} after dropping "
+            "missing labels; classification needs at least two."
+        )
+    n_splits = 1 + (validation > 0) + (test > 0)
+    rare = [f"{classes[i]!r}: {int(c)}" for i, c in enumerate(counts) if c < n_splits]
+    if rare:
+        shown = ", ".join(rare[:10]) + (f" and {len(rare) - 10} more" if len(rare) > 10 else "")
+        hint = (
+            f" The label has {len(classes)} distinct values and was read as class labels "
+            "because it is not a float column; if it is a quantity, store it as float "
+            "(e.g. 3.0) to get a regression task."
+            if len(classes) > _MAX_INTEGER_CLASSES
+            else ""
+        )
+        raise ConfigError(
+            f"dataset {spec!r} has {len(rare)} classes with fewer than {n_splits} rows, too "
+            f"few to stratify train/validation/test: {shown}. Drop or merge these classes, "
+            f"or add rows.{hint}"
+        )

@@ -1,0 +1,101 @@
+"""Kill a real `payoff run` midway (SIGKILL, Ctrl-C), run it again: nothing lost or run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_study
+
+PAYOFF = [sys.executable, "-m", "payoff"]
+N_PLANNED = 8
+
+
+def _study(tmp_path: Path) -> Path:
+    return write_study(
+        tmp_path / "s.yaml",
+        levers={"data": [0.25, 0.5, 0.75, 1.0], "compute": [6, 8]},
+        train={"model": "medium", "batch_size": 8, "patience": None},
+    )
+
+
+def _completed(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
+        try:
+            rows = con.execute(
+                "SELECT a.value_json FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'plan_key'"
+            ).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+    return [r[0] for r in rows]
+
+
+def _start(study: Path, db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PAYOFF, "run", str(study), "--storage", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=study.parent,
+    )
+
+
+def _wait_for(db: Path, n: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_completed(db)) < n:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "trials did not complete in time"
+        time.sleep(0.2)
+
+
+def _finish(study: Path, db: Path) -> str:
+    done = subprocess.run(
+        [*PAYOFF, "run", str(study), "--storage", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=study.parent,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_midway_then_rerun_completes_every_trial_exactly_once(tmp_path: Path) -> None:
+    study, db = _study(tmp_path), tmp_path / "p.db"
+    proc = _start(study, db)
+    _wait_for(db, 2, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = _completed(db)
+    assert 2 <= len(kept) < N_PLANNED
+    out = _finish(study, db)
+    assert f"{len(kept)} already done" in out
+    done = Counter(_completed(db))
+    assert len(done) == N_PLANNED and set(done.values()) == {1}
+    assert set(kept) <= set(done)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_says_what_is_kept(tmp_path: Path) -> None:
+    study, db = _study(tmp_path), tmp_path / "p.db"
+    proc = _start(study, db)
+    _wait_for(db, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "completed trials are kept" in out and "Traceback" not in out
+    _finish(study, db)
+    assert Counter(_completed(db)).most_common(1)[0][1] == 1
+    assert len(_completed(db)) == N_PLANNED
