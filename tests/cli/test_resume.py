@@ -77,7 +77,7 @@ def test_sigkill_midway_then_rerun_completes_every_trial_exactly_once(tmp_path: 
     proc = _start(study, db)
     _wait_for(db, 2, proc)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     kept = _completed(db)
     assert 2 <= len(kept) < N_PLANNED
     out = _finish(study, db)

@@ -37,8 +37,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (CI logs, files) gets a wide page instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 StorageOpt = Annotated[
     str | None,
@@ -137,8 +139,8 @@ class _Progress(payoff.RunObserver):
             else f"[red]failed:[/] {attrs.get('fail_reason', '')}"
         )
         self.progress.console.print(
-            f"  trial {number:>3} {key}  {status}  {attrs.get('wall_s', 0):.1f}s  "
-            f"${attrs.get('cost_usd_total', 0):.4f}",
+            f"  trial {number:>3}  {key.replace('|', ' ')}  {status}  "
+            f"{attrs.get('wall_s', 0):.1f} s  ${spend_usd(attrs):.5f}",
             highlight=False,
         )
         self.progress.update(self.task_id, advance=1, spent=f"${self.spent:.4f} spent")
@@ -156,18 +158,22 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-_SUMMARY = (
-    "wall_s",
-    "flops",
-    "peak_mem_bytes",
-    "energy_kwh",
-    "co2_kg",
-    "cost_usd_compute",
-    "cost_usd_labels",
-    "cost_usd_total",
-    "latency_p50_s",
-    "n_params",
-)
+# The summary's columns, with short headers; `payoff trials --csv` has every field.
+_SUMMARY = {
+    "n_train": "n_train",
+    "epochs_run": "epochs",
+    "wall_s": "wall_s",
+    "flops": "flops",
+    "peak_mem_bytes": "peak_mem_MB",
+    "energy_kwh": "energy_kwh",
+    "co2_kg": "co2_kg",
+    "cost_usd_compute": "$compute",
+    "cost_usd_labels": "$labels",
+    "cost_usd_total": "$total",
+    "latency_p50_s": "p50_ms",
+    "n_params": "params",
+}
+_SCALE = {"peak_mem_bytes": 1e-6, "latency_p50_s": 1e3}
 
 
 def _summary(study: payoff.Study, *, limit: int | None = 10) -> None:
@@ -183,8 +189,7 @@ def _summary(study: payoff.Study, *, limit: int | None = 10) -> None:
         ascending = study.optuna.direction.name == "MINIMIZE"
         complete = complete.sort_values(sort_col, ascending=ascending)
     levers = [c for c in study.config.lever_values() if c in frame.columns]
-    cols = [*levers, "seed", f"val_{metric}", sort_col, *_SUMMARY]
-    cols = [c for c in cols if c in complete.columns]
+    cols = [c for c in (*levers, "seed", f"val_{metric}", sort_col, *_SUMMARY) if c in frame]
     shown = complete.head(limit) if limit else complete
     title = f"{study.name}: {len(complete)} complete, {n_failed} failed"
     if limit and len(complete) > limit:
@@ -192,9 +197,12 @@ def _summary(study: payoff.Study, *, limit: int | None = 10) -> None:
     table = Table(title=title)
     table.add_column("trial", justify="right")
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(_SUMMARY.get(c, c), justify="right")
     for _, row in shown.iterrows():
-        table.add_row(str(row["number"]), *(_fmt(row[c]) for c in cols))
+        table.add_row(
+            str(row["number"]),
+            *(_fmt(row[c] * _SCALE[c] if c in _SCALE else row[c]) for c in cols),
+        )
     console.print(table)
     spent = complete["cost_usd_compute"].sum() + complete["cost_usd_energy"].fillna(0).sum()
     console.print(

@@ -24,7 +24,7 @@ class TaskConfig(_Strict):
 
     dataset: str | None = None
     label: str | None = None
-    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
+    function: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.<>]+$")
     metric: str | None = None
     direction: Literal["maximize", "minimize"] | None = None
     model: ModelFamily = "mlp"

@@ -140,7 +140,9 @@ class PriceBook:
             ("grid_gco2_per_kwh", self.grid_gco2_per_kwh),
             ("engineer_usd_per_hour", self.engineer_usd_per_hour),
         ]
-        items += [(f"labels_usd_per_example.{k}", p) for k, p in self.labels_usd_per_example.items()]
+        items += [
+            (f"labels_usd_per_example.{k}", p) for k, p in self.labels_usd_per_example.items()
+        ]
         items += [(f"hardware.{n}.usd_per_hour", h.usd_per_hour) for n, h in self.hardware.items()]
         return [
             {
@@ -226,7 +228,8 @@ def load_price_book(
             ``{"electricity_usd_per_kwh": 0.3, "labels_usd_per_example": {"crowd": 0.05},
             "hardware": {"aws-m7i-large": {"usd_per_hour": 0.2}}}``. Overridden prices get
             source ``"study file"`` and today's date.
-        path: A price-book YAML file to use instead of the bundled one.
+        path: A price-book YAML file to use instead of the bundled one (each file is read
+            once per process).
 
     Raises:
         ConfigError: the book file or an override is invalid (unknown key, negative price).

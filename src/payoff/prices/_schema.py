@@ -24,9 +24,7 @@ def _date_to_str(value: Any) -> Any:
     return value
 
 
-_IsoDate = Annotated[
-    str, BeforeValidator(_date_to_str), Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
-]
+_IsoDate = Annotated[str, BeforeValidator(_date_to_str), Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 _Text = Annotated[str, Field(min_length=1)]
 _NonNegative = Annotated[float, Field(ge=0)]
 _Positive = Annotated[float, Field(gt=0)]

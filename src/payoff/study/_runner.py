@@ -257,7 +257,9 @@ def _budget_stop(study: optuna.Study, config: StudyConfig) -> str | None:
 def _energy_meter(book: PriceBook) -> EnergyMeter:
     from payoff.meter import EnergyMeter
 
-    meter = EnergyMeter(country_iso_code=book.country_iso_code)
+    meter = EnergyMeter(
+        country_iso_code=book.country_iso_code, gco2_per_kwh=book.grid_gco2_per_kwh.value
+    )
     meter.warm_up()  # CodeCarbon's ~2 s hardware set-up must not be charged to trial 1
     return meter
 
