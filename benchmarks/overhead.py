@@ -5,7 +5,7 @@ meters (clock, CPU, peak memory, CodeCarbon energy, sampled FLOP counting, the p
 curve), alternating A-B-B-A so drift on a noisy machine cancels, and prints the throughput
 ratio (metered / bare). The last line is `overhead ratio: X.XXX`; the bar is >= 0.97.
 
-    .venv/bin/python benchmarks/overhead.py [--pairs 4] [--epochs 8]
+    .venv/bin/python benchmarks/overhead.py [--pairs 6] [--epochs 25]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from payoff.train import train_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=25)
     args = parser.parse_args()
 
     task = load_task("sklearn:digits")

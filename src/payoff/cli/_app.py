@@ -154,61 +154,95 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+        return f"{value:.4g}" if 1e-3 <= abs(value) < 1e5 or value == 0 else f"{value:.2e}"
     return str(value)
 
 
-# The summary's columns, with short headers; `payoff trials --csv` has every field.
-_SUMMARY = {
+# Column headers (units shown where the ledger's name would be long) and display scales.
+_RETURNS = {
     "n_train": "n_train",
     "epochs_run": "epochs",
+    "latency_p50_s": "p50_ms",
+    "latency_p95_s": "p95_ms",
+    "throughput_per_s": "rows_per_s",
+    "n_params": "params",
+    "size_bytes": "size_kB",
+}
+_COSTS = {
     "wall_s": "wall_s",
+    "cpu_s": "cpu_s",
     "flops": "flops",
     "peak_mem_bytes": "peak_mem_MB",
     "energy_kwh": "energy_kwh",
     "co2_kg": "co2_kg",
     "cost_usd_compute": "$compute",
+    "cost_usd_energy": "$energy",
     "cost_usd_labels": "$labels",
     "cost_usd_total": "$total",
-    "latency_p50_s": "p50_ms",
-    "n_params": "params",
 }
-_SCALE = {"peak_mem_bytes": 1e-6, "latency_p50_s": 1e3}
+_HEADERS = {**_RETURNS, **_COSTS}
+_SCALE = {"peak_mem_bytes": 1e-6, "latency_p50_s": 1e3, "latency_p95_s": 1e3, "size_bytes": 1e-3}
+_BRIEF = (
+    "n_train",
+    "epochs_run",
+    "wall_s",
+    "energy_kwh",
+    "cost_usd_compute",
+    "cost_usd_labels",
+    "cost_usd_total",
+    "latency_p50_s",
+    "n_params",
+)
 
 
-def _summary(study: payoff.Study, *, limit: int | None = 10) -> None:
+def _table(title: str, frame: Any, cols: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("trial", justify="right")
+    cols = [c for c in cols if c in frame.columns]
+    for c in cols:
+        table.add_column(_HEADERS.get(c, c), justify="right")
+    for _, row in frame.iterrows():
+        cells = [row[c] * _SCALE[c] if c in _SCALE else row[c] for c in cols]
+        table.add_row(str(row["number"]), *(_fmt(v) for v in cells))
+    return table
+
+
+def _summary(study: payoff.Study, *, full: bool = False) -> None:
+    """Print the trials: the best ten briefly, or (``full``) every return and every cost."""
     frame = study.trials_frame()
     if frame.empty:
         console.print("no finished trials yet")
         return
     metric = study.config.task.metric
     complete = frame[frame["state"] == "COMPLETE"]
-    n_failed = int((frame["state"] == "FAIL").sum())
-    sort_col = f"test_{metric}"
-    if sort_col in complete.columns:
+    failed = frame[frame["state"] == "FAIL"]
+    key = [c for c in (*study.config.lever_values(), "seed") if c in frame.columns]
+    primary = [c for c in (f"val_{metric}", f"test_{metric}") if c in frame.columns]
+    if primary and not complete.empty:
         ascending = study.optuna.direction.name == "MINIMIZE"
-        complete = complete.sort_values(sort_col, ascending=ascending)
-    levers = [c for c in study.config.lever_values() if c in frame.columns]
-    cols = [c for c in (*levers, "seed", f"val_{metric}", sort_col, *_SUMMARY) if c in frame]
-    shown = complete.head(limit) if limit else complete
-    title = f"{study.name}: {len(complete)} complete, {n_failed} failed"
-    if limit and len(complete) > limit:
-        title += f" (best {limit} by {sort_col}; payoff trials {study.name} for all)"
-    table = Table(title=title)
-    table.add_column("trial", justify="right")
-    for c in cols:
-        table.add_column(_SUMMARY.get(c, c), justify="right")
-    for _, row in shown.iterrows():
-        table.add_row(
-            str(row["number"]),
-            *(_fmt(row[c] * _SCALE[c] if c in _SCALE else row[c]) for c in cols),
-        )
-    console.print(table)
+        complete = complete.sort_values(primary[-1], ascending=ascending)
+    head = f"{study.name}: {len(complete)} complete, {len(failed)} failed"
+    if full:
+        metrics = sorted(c for c in frame.columns if c.startswith(("val_", "test_")))
+        console.print(_table(f"{head} - quality", complete, [*key, *metrics]))
+        console.print(_table(f"{head} - model and inference", complete, [*key, *_RETURNS]))
+        console.print(_table(f"{head} - costs", complete, [*key, *_COSTS]))
+    else:
+        shown = complete.head(10)
+        if len(complete) > len(shown):
+            head += f" (best 10 by {primary[-1]}; payoff trials {study.name} shows all)"
+        console.print(_table(head, shown, [*key, *primary, *_BRIEF]))
+    for _, row in failed.iterrows():
+        console.print(f"  trial {row['number']} failed: {row['fail_reason']}", highlight=False)
+    if complete.empty:
+        return
+    first = complete.iloc[0]
     spent = complete["cost_usd_compute"].sum() + complete["cost_usd_energy"].fillna(0).sum()
     console.print(
-        f"spent on compute and energy: ${spent:.4f}; "
-        f"energy {complete['energy_kwh'].sum():.3g} kWh ({complete['energy_method'].iloc[0]}), "
-        f"CO2 {complete['co2_kg'].sum():.3g} kg",
+        f"spent on compute and energy: ${spent:.4f} on {first['hardware']}; "
+        f"energy {complete['energy_kwh'].sum():.3g} kWh ({first['energy_method']}), "
+        f"CO2 {complete['co2_kg'].sum():.3g} kg; flops by {first['flops_method']}, "
+        f"peak memory by {first['peak_mem_method']}",
         highlight=False,
     )
 
@@ -275,7 +309,7 @@ def trials(
             out = frame.to_csv(index=False) if csv else frame.to_json(orient="records", indent=1)
             sys.stdout.write(out if out.endswith("\n") else out + "\n")
         else:
-            _summary(s, limit=None)
+            _summary(s, full=True)
 
 
 @app.command()

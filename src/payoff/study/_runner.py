@@ -61,6 +61,7 @@ class _Prepared:
     hardware: HardwareChoice
     labels_usd_per_example: float
     direction: str
+    warm_up: Callable[[], None]
 
 
 def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
@@ -88,15 +89,24 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
             )
         prices = LeverPrices(labels_usd_per_example=labels)
         fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices))
+
+        def warm() -> None:
+            from payoff.train import warm_up
+
+            warm_up(task, config.task.model, str(metric))
     else:
         assert config.task.function is not None  # the loader requires one of the two
         fn = function or _import_function(config.task.function)
+
+        def warm() -> None:
+            pass
+
     config = config.model_copy(update={"task": config.task.model_copy(update={"metric": metric})})
     assert metric is not None
     direction = config.task.direction or (
         METRICS[metric].direction if metric in METRICS else "maximize"
     )
-    return _Prepared(config, fn, book, hardware, labels, direction)
+    return _Prepared(config, fn, book, hardware, labels, direction, warm)
 
 
 def _import_function(path: str) -> TrialFunction:
@@ -288,7 +298,9 @@ def _run_waiting(
                 "and run again to continue."
             )
             return
-        energy = energy or _energy_meter(prepared.book)
+        if energy is None:
+            energy = _energy_meter(prepared.book)
+            prepared.warm_up()
         trial = study.ask(fixed_distributions=distributions)
         key = trial.user_attrs.get("plan_key", "")
         for name, value in (

@@ -171,3 +171,28 @@ def train_model(
         flops_method=FLOPS_METHOD if measure_flops else "off",
         device=device,
     )
+
+
+def warm_up(task: Task, family: str, metric: str) -> None:
+    """Run a one-epoch trial on a few rows, untimed, so trial 1 isn't charged torch's start-up.
+
+    The first forward, backward and FLOP count in a process pay one-time costs (kernel
+    selection, lazy imports) that belong to no setting.
+    """
+    from payoff.levers import RunPlan
+    from payoff.returns import measure_inference
+
+    plan = RunPlan(
+        n_train=min(32, len(task.y_train)),
+        model_size="small",
+        epochs=1,
+        optimizer="adam",
+        lr=1e-3,
+        batch_size=16,
+        weight_decay=0.0,
+        dropout=0.0,
+        patience=None,
+    )
+    rows = np.arange(plan.n_train)
+    result = train_model(task, plan, family=family, metric=metric, seed=0, rows=rows)
+    measure_inference(result.model.cpu(), task.X_test, n_latency=5, warmup=1)
