@@ -223,8 +223,9 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
         complete = complete.sort_values(primary[-1], ascending=ascending)
     head = f"{study.name}: {len(complete)} complete, {len(failed)} failed"
     if full:
-        metrics = sorted(c for c in frame.columns if c.startswith(("val_", "test_")))
-        console.print(_table(f"{head} - quality", complete, [*key, *metrics]))
+        for split in ("val", "test"):
+            metrics = sorted(c for c in frame.columns if c.startswith(f"{split}_"))
+            console.print(_table(f"{head} - {split} metrics", complete, [*key, *metrics]))
         console.print(_table(f"{head} - model and inference", complete, [*key, *_RETURNS]))
         console.print(_table(f"{head} - costs", complete, [*key, *_COSTS]))
     else:
