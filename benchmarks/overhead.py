@@ -66,7 +66,9 @@ def main() -> None:
         assert meter.reading.energy_kwh >= 0
         return n_examples / (time.perf_counter() - start)
 
-    bare()  # warm up torch's kernels and caches once, outside the measurement
+    # One untimed run of each warms torch's kernels and the FLOP counter's first use.
+    bare()
+    metered()
     ratios = []
     for i in range(args.pairs):
         if i % 2 == 0:
