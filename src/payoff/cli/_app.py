@@ -346,6 +346,69 @@ def prices(
         console.print(f"hardware: auto -> {choice.entry.name} ({choice.reason})", highlight=False)
 
 
+@app.command()
+def forecast(
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    lever: Annotated[str, typer.Option("--lever", help="data, compute or model.")] = "data",
+    to: Annotated[
+        float | None, typer.Option("--to", help="Forecast at this amount of the lever.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="How much of the lever reaches METRIC=VALUE.")
+    ] = None,
+    level: Annotated[float, typer.Option("--level", min=0.5, max=0.99)] = 0.9,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Forecast what more of a lever would return and cost, or what a target needs."""
+    import dataclasses
+
+    with _user_errors():
+        result = payoff.load(study, storage).forecast(lever, to=to, target=target, level=level)
+        if as_json:
+            print(json.dumps(dataclasses.asdict(result), indent=1, default=str))
+            return
+        _print_forecast(result, level)
+
+
+def _print_forecast(result: Any, level: float) -> None:
+    curve = result.curve
+    held = ", ".join(f"{k}={v}" for k, v in curve.held.items()) or "nothing else varied"
+    table = Table(
+        title=f"{curve.metric} against {curve.lever} ({curve.unit}); held: {held}",
+        title_justify="left",
+    )
+    for col in (curve.unit, "mean", "std", "seeds"):
+        table.add_column(col, justify="right")
+    for p in curve.points:
+        table.add_row(f"{p.x:,.0f}", f"{p.mean:.4f}", f"{p.std:.4f}", str(p.n_seeds))
+    console.print(table)
+    pct = f"{level:.0%}"
+    if hasattr(result, "forecast"):
+        f = result.forecast
+        console.print(
+            f"forecast at {result.at:,.0f} {curve.unit} ({f.extrapolation:.1f}x the largest "
+            f"measured): [bold]{f.point:.4f}[/] ({pct} interval {f.low:.4f} to {f.high:.4f}); "
+            f"method: {f.method}",
+            highlight=False,
+        )
+        notes = f.warnings
+    else:
+        inv = result.inverse
+        if inv.reachable:
+            console.print(
+                f"{curve.metric} = {result.target:g} needs about [bold]{inv.point:,.0f}[/] "
+                f"{curve.unit} ({pct} interval {inv.low:,.0f} to {inv.high:,.0f})",
+                highlight=False,
+            )
+        console.print(inv.message, highlight=False)
+        notes = getattr(inv, "warnings", ())
+    for name, cost in result.costs.items():
+        console.print(f"  {name}: {_fmt(cost.value)}  ({cost.method})", highlight=False)
+    for note in notes:
+        console.print(f"[yellow]warning:[/] {note}", highlight=False)
+
+
 def main() -> None:
     """Entry point of the `payoff` console script."""
     app()

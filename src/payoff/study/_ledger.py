@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from payoff.config import StudyConfig
     from payoff.meter import Reading
     from payoff.prices import HardwarePrice, PriceBook
 
@@ -76,6 +77,13 @@ def ledger(
         "cost_usd_total": compute + _finite(energy) + labels,
         "hardware": hardware.name,
     }
+
+
+def labels_usd_per_example(config: StudyConfig, book: PriceBook) -> float:
+    """Return the study's price of a label: its own, or the price book's for its kind."""
+    if config.labels.usd_per_example is not None:
+        return config.labels.usd_per_example
+    return book.label_price(config.labels.kind).value
 
 
 def spend_usd(attrs: Mapping[str, Any]) -> float:

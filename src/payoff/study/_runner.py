@@ -23,7 +23,7 @@ from payoff._errors import ConfigError, TrialError
 from payoff.config import StudyConfig, load_config
 from payoff.levers import LeverPrices
 from payoff.study._design import PlannedTrial, encode, plan_trials
-from payoff.study._ledger import ledger, spend_usd
+from payoff.study._ledger import labels_usd_per_example, ledger, spend_usd
 from payoff.study._storage import artifact_store, open_storage, storage_url
 from payoff.study._study import Study
 from payoff.study._trial import Trial
@@ -72,9 +72,7 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
 
     book = load_price_book(config.prices)
     hardware = resolve_hardware(book, config.hardware)
-    labels = config.labels.usd_per_example
-    if labels is None:
-        labels = book.label_price(config.labels.kind).value
+    labels = labels_usd_per_example(config, book)
     metric = config.task.metric
     if config.task.dataset is not None:
         task = task_of(config)

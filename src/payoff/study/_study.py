@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
+from payoff._errors import ConfigError
 from payoff.study._ledger import COST_FIELDS, METHOD_FIELDS, RETURN_FIELDS
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
+    from payoff.analysis._lever_curve import LeverForecast, LeverTarget
     from payoff.config import StudyConfig
 
 _HIDDEN = {"pid", "host", "started", "curve", "fail_traceback", "plan_key", "interrupted"}
@@ -83,6 +87,46 @@ class Study:
         ordered = [c for c in known if c in frame.columns]
         rest = sorted(c for c in frame.columns if c not in ordered)
         return frame[ordered + rest].reset_index(drop=True)
+
+    def forecast(
+        self,
+        lever: str,
+        *,
+        to: float | None = None,
+        target: str | Mapping[str, float] | None = None,
+        level: float = 0.9,
+    ) -> LeverForecast | LeverTarget:
+        """Forecast the test metric at ``to`` units of ``lever``, or what a ``target`` needs.
+
+        Example:
+            >>> study.forecast("data", to=50_000)             # Forecast with point, low, high
+            >>> study.forecast("data", target="accuracy=0.97")  # how many examples, at what price
+
+        Raises:
+            ConfigError: neither or both of ``to`` and ``target``; an unknown lever or metric.
+        """
+        from payoff.analysis._lever_curve import (
+            forecast_lever,
+            parse_target,
+            return_curve,
+            target_lever,
+        )
+        from payoff.prices import load_price_book
+        from payoff.study._ledger import labels_usd_per_example
+
+        if (to is None) == (target is None):
+            raise ConfigError(
+                "give exactly one of `to` (a lever amount) or `target` (metric=value)."
+            )
+        config = self.config
+        price = labels_usd_per_example(config, load_price_book(config.prices))
+        if target is None:
+            curve = return_curve(self.trials_frame(), config, lever)
+            assert to is not None
+            return forecast_lever(curve, to=float(to), level=level, labels_usd_per_example=price)
+        metric, value = parse_target(target)
+        curve = return_curve(self.trials_frame(), config, lever, metric=metric)
+        return target_lever(curve, target=value, level=level, labels_usd_per_example=price)
 
 
 def load(study: str, storage: str | Path | None = None) -> Study:
