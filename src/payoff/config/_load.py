@@ -109,7 +109,7 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
                 f"{source}: levers.data: {value} is neither a fraction (<= 1) nor a whole count "
                 "of examples (> 1). Write e.g. 0.25 or 500."
             )
-    for metric in [task.metric, *config.target]:
+    for metric in [task.metric, *config.target, *(config.pilot.target or {})]:
         if metric is not None and metric not in METRICS and task.function is None:
             raise ConfigError(
                 f"{source}: unknown metric {metric!r}. Allowed: {', '.join(METRICS)}."
@@ -119,6 +119,17 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: task.metric: name the metric your trial function returns (e.g. accuracy)."
         )
+    if config.design == "pilot":
+        question = config.pilot.target or config.target or config.pilot.forecast_at
+        if not question:
+            raise ConfigError(
+                f"{source}: design 'pilot' needs a question: pilot.target (e.g. "
+                "{accuracy: [0.9, 0.95]}), pilot.forecast_at (a data amount), or target."
+            )
+        if len(config.pilot.target or config.target) > 1:
+            raise ConfigError(
+                f"{source}: pilot.target: give one metric (with one or more values)."
+            )
     if config.design == "random" and config.n_trials is None:
         raise ConfigError(f"{source}: design 'random' needs n_trials (how many settings to draw).")
     if config.design == "grid" and config.n_trials is not None:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 ModelFamily = Literal["linear", "mlp", "cnn"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
-DesignName = Literal["grid", "random"]
+DesignName = Literal["grid", "random", "pilot"]
 # A model size: a preset name or explicit hidden widths (MLP units / CNN channels).
 ModelSize = Literal["small", "medium", "large"] | Annotated[list[PositiveInt], Field(min_length=1)]
 Scalar = bool | int | float | str
@@ -93,6 +93,25 @@ class ValueConfig(_Strict):
     engineer_hours: NonNegativeFloat = 0.0
 
 
+class PilotConfig(_Strict):
+    """A pilot: a geometric ladder of cheap data settings that stops once it is sure enough.
+
+    The question is a target (``target: {accuracy: [0.9, 0.95]}``: how much data reaches
+    each value) or a forecast (``forecast_at``: the metric at that much data, a fraction
+    <= 1 or a count). Other levers stay at their last listed setting.
+    """
+
+    target: dict[str, float | Annotated[list[float], Field(min_length=1)]] | None = None
+    forecast_at: PositiveFloat | None = None
+    start: PositiveFloat = 0.02
+    factor: float = Field(default=2.0, gt=1)
+    max_fraction: float = Field(default=0.5, gt=0, le=1)
+    tolerance: PositiveFloat = 0.02
+    size_ratio: float = Field(default=2.5, gt=1)
+    min_rungs: int = Field(default=3, ge=3)
+    level: float = Field(default=0.9, gt=0.5, lt=1)
+
+
 class StudyConfig(_Strict):
     """A whole study file."""
 
@@ -109,6 +128,7 @@ class StudyConfig(_Strict):
     labels: LabelsConfig = LabelsConfig()
     value: ValueConfig = ValueConfig()
     target: dict[str, float] = Field(default_factory=dict)
+    pilot: PilotConfig = PilotConfig()
 
     def lever_values(self) -> dict[str, list[Any]]:
         """Return every varied lever with its settings, in file order."""

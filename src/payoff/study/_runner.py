@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import json
 import logging
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +66,7 @@ class _Prepared:
     labels_usd_per_example: float
     direction: str
     warm_up: Callable[[], None]
+    n_available: int | None
 
 
 def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
@@ -78,7 +83,7 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
         task = task_of(config)
         metric = metric or ("accuracy" if task.kind == "classification" else "r2")
         check_metric(metric, task.kind)
-        for name in config.target:
+        for name in [*config.target, *(config.pilot.target or {})]:
             check_metric(name, task.kind)
         if config.task.model == "cnn" and task.image_shape is None:
             raise ConfigError(
@@ -104,7 +109,17 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
     direction = config.task.direction or (
         METRICS[metric].direction if metric in METRICS else "maximize"
     )
-    return _Prepared(config, fn, book, hardware, labels, direction, warm)
+    # Once per run: warming up again between pilot rungs would waste time.
+    n_available = len(task_of(config).y_train) if config.task.dataset is not None else None
+    if config.design == "pilot" and n_available is None:
+        raise ConfigError(
+            "design 'pilot' runs built-in tasks (task.dataset); for your own trial function, "
+            "run a grid of data counts and use payoff forecast."
+        )
+    # Once per run: warming up again between pilot rungs would waste time.
+    return _Prepared(
+        config, fn, book, hardware, labels, direction, functools.cache(warm), n_available
+    )
 
 
 def _import_function(path: str) -> TrialFunction:
@@ -159,16 +174,98 @@ def run(
     )
     optuna_study.set_user_attr("config", config.model_dump(mode="json"))
     optuna_study.set_user_attr("payoff_version", _version())
+    _fail_orphans(optuna_study)
+    result = Study(optuna_study, storage=url, artifacts=artifacts)
+    if config.design == "pilot":
+        observer.on_stop(_run_pilot(optuna_study, prepared, result, observer, retry_failed))
+        return result
     planned = plan_trials(config)
     optuna_study.set_user_attr("n_planned", len(planned))
-    _fail_orphans(optuna_study)
     n_done, n_todo = _enqueue_missing(optuna_study, planned, retry_failed=retry_failed)
-    result = Study(optuna_study, storage=url, artifacts=artifacts)
     observer.on_plan(
         result, n_planned=len(planned), n_done=n_done, n_todo=n_todo, why=prepared.hardware.reason
     )
-    _run_waiting(optuna_study, prepared, planned, result, observer)
+    stop = _run_waiting(optuna_study, prepared, planned, result, observer)
+    observer.on_stop(stop or "all planned trials done")
     return result
+
+
+def _run_pilot(
+    study: optuna.Study,
+    prepared: _Prepared,
+    result: Study,
+    observer: RunObserver,
+    retry_failed: bool,
+) -> str:
+    """Run the pilot's rungs until its answers are sure, its budget is spent or it tops out."""
+    from payoff.study._pilot import PilotReport, decide, grid_estimate, ladder
+
+    config = prepared.config
+    assert prepared.n_available is not None  # checked in _prepare
+    rungs = ladder(config, prepared.n_available)
+    planned = [p for rung in rungs for p in rung]
+    study.set_user_attr("n_planned", len(planned))
+    keys = {p.key for p in planned}
+    n_done = len(
+        {
+            t.user_attrs.get("plan_key")
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        }
+        & keys
+    )
+    observer.on_plan(
+        result,
+        n_planned=len(planned),
+        n_done=n_done,
+        n_todo=len(planned) - n_done,
+        why=prepared.hardware.reason,
+    )
+    stop, answers, n_rungs = "", [], 0
+    for n_rungs, rung in enumerate(rungs, start=1):
+        _enqueue_missing(study, rung, retry_failed=retry_failed)
+        budget_stop = _run_waiting(study, prepared, planned, result, observer)
+        if budget_stop:
+            stop = budget_stop
+            break
+        if n_rungs >= config.pilot.min_rungs:
+            answers = decide(result.trials_frame(), config, prepared.n_available)
+            if all(a.sure for a in answers):
+                stop = f"sure enough after {n_rungs} rungs"
+                break
+    else:
+        stop = "the ladder reached its largest setting (pilot.max_fraction) before being sure"
+    frame = result.trials_frame()
+    if not answers and len(frame):
+        answers = decide(frame, config, prepared.n_available)
+    usd, hours = _spent(study)
+    n_grid, grid_usd, grid_hours, notes = grid_estimate(frame, config, prepared.n_available)
+    done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+    report = PilotReport(
+        n_rungs=n_rungs,
+        largest_n_train=int(done["n_train"].max()) if len(done) else 0,
+        stop_reason=stop,
+        answers=answers,
+        spent_usd=usd,
+        spent_hours=hours,
+        grid_trials=n_grid,
+        grid_cost_usd_estimate=grid_usd,
+        grid_hours_estimate=grid_hours,
+        notes=notes,
+    )
+    study.set_user_attr("pilot", report.as_dict())
+    lines = [f"pilot stopped: {stop}"]
+    for a in answers:
+        sure = "sure" if a.sure else "NOT sure"
+        lines.append(
+            f"  {a.question}: {a.point:,.4g} ({a.low:,.4g} to {a.high:,.4g}), {sure}"
+            + ("" if a.reachable else " - out of reach")
+        )
+    share = usd / grid_usd if grid_usd > 0 else math.nan
+    lines.append(
+        f"  spent ${usd:.4f} ({hours * 3600:.0f} s); the full grid of {n_grid} trials would "
+        f"cost about ${grid_usd:.4f} ({grid_hours * 3600:.0f} s, {notes[0]}): {share:.0%}"
+    )
+    return "\n".join(lines)
 
 
 def _version() -> str:
@@ -207,14 +304,40 @@ def _alive(pid: int, started: float) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block's storage writes are done, then raise."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt
+
+
 def _fail_orphans(study: optuna.Study) -> None:
     """Mark trials left running by a process that died as interrupted, so they run again."""
     host = socket.gethostname()
     storage = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = t.user_attrs
-        if attrs.get("host") == host and not _alive(attrs.get("pid", -1), attrs.get("started", 0)):
-            reason = f"interrupted: process {attrs.get('pid')} died during the trial"
+        owner = t.user_attrs.get("owner")
+        if owner is None:
+            # Killed between claiming and marking (a few ms): orphaned once it is stale.
+            started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+            orphan = time.time() - started > 60
+        else:
+            orphan = owner["host"] == host and not _alive(owner["pid"], owner["started"])
+        if orphan:
+            reason = "interrupted: the process running it stopped before it finished"
             storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
             storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study.tell(t.number, state=TrialState.FAIL)
@@ -262,12 +385,11 @@ def _budget_stop(study: optuna.Study, config: StudyConfig) -> str | None:
     return None
 
 
-def _energy_meter(book: PriceBook) -> EnergyMeter:
+@functools.cache
+def _energy_meter(country_iso_code: str, gco2_per_kwh: float) -> EnergyMeter:
     from payoff.meter import EnergyMeter
 
-    meter = EnergyMeter(
-        country_iso_code=book.country_iso_code, gco2_per_kwh=book.grid_gco2_per_kwh.value
-    )
+    meter = EnergyMeter(country_iso_code=country_iso_code, gco2_per_kwh=gco2_per_kwh)
     meter.warm_up()  # CodeCarbon's ~2 s hardware set-up must not be charged to trial 1
     return meter
 
@@ -278,82 +400,96 @@ def _run_waiting(
     planned: list[PlannedTrial],
     result: Study,
     observer: RunObserver,
-) -> None:
-    from payoff.meter import measure
-
-    config = prepared.config
+) -> str | None:
+    """Run the queued trials; return why it stopped early (the budget), or None when done."""
     by_key = {p.key: p for p in planned}
     distributions = _distributions(planned)
     store = artifact_store(result.storage, result.artifacts)
-    energy = None
-    n_run = 0
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        stop = _budget_stop(study, config)
+        stop = _budget_stop(study, prepared.config)
         if stop is not None:
             n_left = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-            observer.on_stop(
+            return (
                 f"{stop}; {n_left} planned trials not started. Raise the budget "
                 "and run again to continue."
             )
-            return
-        if energy is None:
-            energy = _energy_meter(prepared.book)
-            prepared.warm_up()
-        trial = study.ask(fixed_distributions=distributions)
-        key = trial.user_attrs.get("plan_key", "")
-        for name, value in (
-            ("pid", os.getpid()),
-            ("host", socket.gethostname()),
-            ("started", time.time()),
-        ):
-            trial.set_user_attr(name, value)
-        p = by_key.get(key)
-        setting = p.setting if p else {k: v for k, v in trial.params.items() if k != "seed"}
-        context = Trial(
-            optuna_trial=trial,
-            setting=setting,
-            seed=int(trial.params.get("seed", 0)),
-            config=config,
-            artifact_store=store,
-        )
-        observer.on_trial_start(trial.number, key)
-        returns: Mapping[str, float] = {}
-        failure: str | None = None
-        try:
-            with measure(f"trial-{trial.number}", energy=energy) as meter:
-                try:
-                    returns = prepared.function(context)
-                except TrialError as err:
-                    failure = str(err)
-                except Exception as err:  # a trial's bug is its result: stored, study goes on
-                    failure = f"{type(err).__name__}: {err}"
-                    trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
-        except KeyboardInterrupt:
+        book = prepared.book
+        energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
+        prepared.warm_up()
+        with _deferred_interrupts():
+            # The claim is one write, made before Ctrl-C can land, so a killed run leaves
+            # every running trial marked with the process that owned it.
+            trial = study.ask(fixed_distributions=distributions)
+            trial.set_user_attr(
+                "owner", {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+            )
+        _run_one(study, trial, prepared, by_key, store, energy, observer)
+    return None
+
+
+def _run_one(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    prepared: _Prepared,
+    by_key: Mapping[str, PlannedTrial],
+    store: Any,
+    energy: EnergyMeter,
+    observer: RunObserver,
+) -> None:
+    """Run one trial under the meters and store its ledger, complete or failed."""
+    from payoff.meter import measure
+
+    config = prepared.config
+    key = trial.user_attrs.get("plan_key", "")
+    p = by_key.get(key)
+    setting = p.setting if p else {k: v for k, v in trial.params.items() if k != "seed"}
+    context = Trial(
+        optuna_trial=trial,
+        setting=setting,
+        seed=int(trial.params.get("seed", 0)),
+        config=config,
+        artifact_store=store,
+    )
+    observer.on_trial_start(trial.number, key)
+    returns: Mapping[str, float] = {}
+    failure: str | None = None
+    try:
+        with measure(f"trial-{trial.number}", energy=energy) as meter:
+            try:
+                returns = prepared.function(context)
+            except TrialError as err:
+                failure = str(err)
+            except Exception as err:  # a trial's bug is its result: stored, study goes on
+                failure = f"{type(err).__name__}: {err}"
+                trial.set_user_attr("fail_traceback", traceback.format_exc()[-4000:])
+    except KeyboardInterrupt:
+        with _deferred_interrupts():
             trial.set_user_attr("fail_reason", "interrupted by Ctrl-C")
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=TrialState.FAIL)
-            raise
-        attrs = {
-            **context.fields,
-            **ledger(
-                meter.reading,
-                context.fields,
-                hardware=prepared.hardware.entry,
-                book=prepared.book,
-                labels_usd_per_example=prepared.labels_usd_per_example,
-                data_setting=setting.get("data"),
-            ),
-        }
-        attrs.update({k: float(v) for k, v in returns.items()})
-        value = _objective(returns, config)
-        if failure is None and value is None:
-            failure = (
-                f"the trial function returned no finite {config.task.metric!r} "
-                f"(it returned {sorted(returns)})"
-            )
-        if failure is not None:
-            attrs["fail_reason"] = failure
-        attrs["curve"] = json.dumps(context.curve)
+        raise
+    attrs = {
+        **context.fields,
+        **ledger(
+            meter.reading,
+            context.fields,
+            hardware=prepared.hardware.entry,
+            book=prepared.book,
+            labels_usd_per_example=prepared.labels_usd_per_example,
+            data_setting=setting.get("data"),
+        ),
+    }
+    attrs.update({k: float(v) for k, v in returns.items()})
+    value = _objective(returns, config)
+    if failure is None and value is None:
+        failure = (
+            f"the trial function returned no finite {config.task.metric!r} "
+            f"(it returned {sorted(returns)})"
+        )
+    if failure is not None:
+        attrs["fail_reason"] = failure
+    attrs["curve"] = json.dumps(context.curve)
+    with _deferred_interrupts():  # a trial is stored whole or not at all
         for name, v in attrs.items():
             trial.set_user_attr(name, v)
         if failure is None:
@@ -361,9 +497,7 @@ def _run_waiting(
         else:
             _logger.warning("trial %d failed: %s", trial.number, failure)
             study.tell(trial, state=TrialState.FAIL)
-        n_run += 1
-        observer.on_trial_end(trial.number, key, "COMPLETE" if failure is None else "FAIL", attrs)
-    observer.on_stop(f"all planned trials done ({n_run} run now)")
+    observer.on_trial_end(trial.number, key, "COMPLETE" if failure is None else "FAIL", attrs)
 
 
 def _objective(returns: Mapping[str, float], config: StudyConfig) -> float | None:

