@@ -13,8 +13,8 @@ from payoff._errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from payoff.analysis._forecast import Forecast, Inverse
 
+    from payoff.analysis._forecast import Forecast, Inverse
     from payoff.config import StudyConfig
 
 # The quantity each lever buys, as measured on the trial: (column, unit).

@@ -395,13 +395,7 @@ def _print_forecast(result: Any, level: float) -> None:
         notes = f.warnings
     else:
         inv = result.inverse
-        if inv.reachable:
-            console.print(
-                f"{curve.metric} = {result.target:g} needs about [bold]{inv.point:,.0f}[/] "
-                f"{curve.unit} ({pct} interval {inv.low:,.0f} to {inv.high:,.0f})",
-                highlight=False,
-            )
-        console.print(inv.message, highlight=False)
+        console.print(f"{curve.metric}: {inv.message}", highlight=False)
         notes = getattr(inv, "warnings", ())
     for name, cost in result.costs.items():
         console.print(f"  {name}: {_fmt(cost.value)}  ({cost.method})", highlight=False)

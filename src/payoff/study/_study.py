@@ -50,6 +50,11 @@ class Study:
         """How many trials the study's design plans."""
         return int(self.optuna.user_attrs.get("n_planned", 0))
 
+    @property
+    def pilot(self) -> dict[str, Any] | None:
+        """The pilot's report (design: pilot): answers, why it stopped, spend, grid estimate."""
+        return self.optuna.user_attrs.get("pilot")
+
     def trials(
         self, states: tuple[TrialState, ...] | None = None
     ) -> list[optuna.trial.FrozenTrial]:
