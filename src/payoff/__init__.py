@@ -19,9 +19,26 @@ from payoff.study import RunObserver, Study, Trial, TrialFunction, load, run, tr
 
 __version__ = "0.1.0"
 
+# Forecasting needs SciPy; load it on first use so `import payoff` stays light.
+_LAZY = {"Forecast", "Inverse", "forecast_curve", "required_size"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        from payoff import analysis
+
+        return getattr(analysis, name)
+    raise AttributeError(f"module 'payoff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
+
 __all__ = [
     "ConfigError",
     "DivergedError",
+    "Forecast",
+    "Inverse",
     "PayoffError",
     "PriceNotFoundError",
     "RunObserver",
@@ -32,8 +49,10 @@ __all__ = [
     "TrialError",
     "TrialFunction",
     "__version__",
+    "forecast_curve",
     "load",
     "load_config",
+    "required_size",
     "run",
     "trial_function",
 ]
