@@ -89,6 +89,7 @@ def test_cli_forecast_prints_a_table_and_json(study: tuple[payoff.Study, Path]) 
         (["--lever", "data", "--to", "5", "--target", "accuracy=0.9"], "exactly one of"),
         (["--lever", "data", "--target", "accuracy"], "accuracy=0.97"),
         (["--lever", "model", "--to", "5"], "does not vary 'model'"),
+        (["--lever", "data", "--target", "mse=0.1"], "records no metric 'mse'"),
     ],
 )
 def test_cli_forecast_errors_exit_2(
@@ -97,3 +98,21 @@ def test_cli_forecast_errors_exit_2(
     result = runner.invoke(app, ["forecast", "digits-lr", "--storage", str(study[1]), *extra])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_a_study_with_one_trial_cannot_draw_a_curve(tmp_path: Path) -> None:
+    digits_logistic.run(
+        study="one", levers={"data": [100]}, metric="accuracy", storage=tmp_path / "p.db"
+    )
+    args = ["forecast", "one", "--storage", str(tmp_path / "p.db"), "--to", "500"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert "at least 2 settings of 'data'" in result.output
+
+
+def test_two_settings_forecast_with_a_warning(tmp_path: Path) -> None:
+    study = digits_logistic.run(
+        study="two", levers={"data": [50, 100]}, metric="accuracy", storage=tmp_path / "p.db"
+    )
+    f = study.forecast("data", to=1000).forecast
+    assert f.warnings and f.high - f.low > 0.05

@@ -108,8 +108,20 @@ def return_curve(
     column, unit = LEVER_AXES[lever]
     y_col = f"test_{metric}" if f"test_{metric}" in frame.columns else metric
     done = frame[frame["state"] == "COMPLETE"] if "state" in frame.columns else frame
-    if done.empty or y_col not in done.columns or column not in done.columns:
-        raise ConfigError(f"no completed trials with {y_col!r} and {column!r} to draw a curve.")
+    if y_col not in done.columns:
+        recorded = sorted(c.removeprefix("test_") for c in done.columns if c.startswith("test_"))
+        raise ConfigError(
+            f"the study records no metric {metric!r}; it records: "
+            f"{', '.join(recorded) or 'none yet'}."
+        )
+    if done.empty or column not in done.columns:
+        raise ConfigError(f"no completed trials with {column!r} to draw a {lever} curve.")
+    if done[column].nunique() < 2:
+        raise ConfigError(
+            f"a return curve needs at least 2 settings of {lever!r}; the study has completed "
+            f"{len(done)} trial(s) at {done[column].nunique()} setting(s). Run more settings "
+            "(or a pilot) first."
+        )
     others = [k for k in varied if k != lever and k in done.columns]
     maximize = _maximize(metric)
     best: tuple[Any, ...] | None = None
