@@ -36,7 +36,8 @@ FloatArray = NDArray[np.float64]
 _Design = Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray | None]]
 
 
-@dataclass(frozen=True, slots=True)
+# Compared by identity: a family holds arrays and functions.
+@dataclass(frozen=True, slots=True, eq=False)
 class CurveFamily:
     """A parametric learning-curve family ``y = f(x; params)``.
 
@@ -53,16 +54,13 @@ class CurveFamily:
     param_names: tuple[str, ...]
     ceiling_param: str | None
     predict_fn: Callable[[FloatArray, FloatArray], FloatArray] = field(repr=False)
-    # Nonlinear parameter grid (one row per grid point) and the linear design for it.
+    # The parameters the curve is linear in (solved in closed form) and the others.
+    linear_names: tuple[str, ...] = field(repr=False)
+    nonlinear_names: tuple[str, ...] = field(repr=False)
+    nonlinear_bounds: tuple[tuple[float, float], ...] = field(repr=False)
+    # Grid of the nonlinear parameters (one row per point) and the linear design there.
     grid: FloatArray = field(repr=False)
     design_fn: _Design = field(repr=False)
-    # Maps (grid row, linear coefficients) to the full parameter vector.
-    assemble_fn: Callable[[FloatArray, FloatArray], FloatArray] = field(repr=False)
-    # Bounds of the nonlinear parameters (by name); linear ones come from the data.
-    fixed_bounds: Mapping[str, tuple[float, float]] = field(repr=False)
-    # Linear coefficient that must be >= 0 for a rising curve (index into the linear
-    # coefficients), or None.
-    nonneg_linear: int | None = field(repr=False, default=None)
 
     def predict(self, x: ArrayLike, params: Sequence[float]) -> FloatArray:
         """Evaluate the family at normalised sizes ``x`` for ``params``."""
@@ -75,6 +73,12 @@ class CurveFamily:
         if self.ceiling_param is None:
             return math.nan
         return float(params[self.param_names.index(self.ceiling_param)])
+
+    def assemble(self, theta: FloatArray, beta: FloatArray) -> FloatArray:
+        """Return the full parameter vector from nonlinear ``theta`` and linear ``beta``."""
+        by_name = dict(zip(self.nonlinear_names, theta, strict=True))
+        by_name.update(zip(self.linear_names, beta, strict=True))
+        return np.array([by_name[n] for n in self.param_names], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,24 +182,7 @@ def _logpower(x: FloatArray, p: FloatArray) -> FloatArray:
     return p[0] / (1.0 + (x / np.exp(p[1])) ** p[2])
 
 
-def _ab_then(th: FloatArray, beta: FloatArray) -> FloatArray:
-    return np.concatenate([beta, th])
-
-
-def _mmf_assemble(th: FloatArray, beta: FloatArray) -> FloatArray:
-    return np.array([beta[0], th[0], beta[1], th[1]])
-
-
-def _logpower_assemble(th: FloatArray, beta: FloatArray) -> FloatArray:
-    return np.array([beta[0], th[0], th[1]])
-
-
 _C_POW = (0.02, 4.0)
-_D_POW4 = (0.0, 4.0)
-_C_EXP = (0.05, 1000.0)
-_C_WBL = (0.01, 1000.0)
-_D_WBL = (0.05, 4.0)
-
 _FAMILIES: tuple[CurveFamily, ...] = (
     CurveFamily(
         name="pow3",
@@ -203,11 +190,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c"),
         ceiling_param="a",
         predict_fn=_pow3,
+        linear_names=("a", "b"),
+        nonlinear_names=("c",),
+        nonlinear_bounds=(_C_POW,),
         grid=_mesh(np.geomspace(0.03, 3.0, 24)),
         design_fn=_pow3_design,
-        assemble_fn=_ab_then,
-        fixed_bounds={"c": _C_POW},
-        nonneg_linear=1,
     ),
     CurveFamily(
         name="pow4",
@@ -215,11 +202,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c", "d"),
         ceiling_param="a",
         predict_fn=_pow4,
+        linear_names=("a", "b"),
+        nonlinear_names=("c", "d"),
+        nonlinear_bounds=(_C_POW, (0.0, 4.0)),
         grid=_mesh(np.geomspace(0.05, 3.0, 10), np.r_[0.0, np.geomspace(0.003, 2.0, 8)]),
         design_fn=_pow4_design,
-        assemble_fn=_ab_then,
-        fixed_bounds={"c": _C_POW, "d": _D_POW4},
-        nonneg_linear=1,
     ),
     CurveFamily(
         name="mmf",
@@ -227,10 +214,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c", "d"),
         ceiling_param="c",
         predict_fn=_mmf,
+        linear_names=("a", "c"),
+        nonlinear_names=("b", "d"),
+        nonlinear_bounds=((1e-6, 1e4), (0.05, 5.0)),
         grid=_mesh(np.geomspace(1e-3, 30.0, 10), np.geomspace(0.15, 3.0, 8)),
         design_fn=_mmf_design,
-        assemble_fn=_mmf_assemble,
-        fixed_bounds={"b": (1e-6, 1e4), "d": (0.05, 5.0)},
     ),
     CurveFamily(
         name="weibull",
@@ -238,11 +226,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c", "d"),
         ceiling_param="a",
         predict_fn=_weibull,
+        linear_names=("a", "b"),
+        nonlinear_names=("c", "d"),
+        nonlinear_bounds=((0.01, 1000.0), (0.05, 4.0)),
         grid=_mesh(np.geomspace(0.05, 300.0, 10), np.geomspace(0.1, 2.5, 8)),
         design_fn=_weibull_design,
-        assemble_fn=_ab_then,
-        fixed_bounds={"c": _C_WBL, "d": _D_WBL},
-        nonneg_linear=1,
     ),
     CurveFamily(
         name="exp3",
@@ -250,11 +238,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c"),
         ceiling_param="a",
         predict_fn=_exp3,
+        linear_names=("a", "b"),
+        nonlinear_names=("c",),
+        nonlinear_bounds=((0.05, 1000.0),),
         grid=_mesh(np.geomspace(0.1, 500.0, 24)),
         design_fn=_exp3_design,
-        assemble_fn=_ab_then,
-        fixed_bounds={"c": _C_EXP},
-        nonneg_linear=1,
     ),
     CurveFamily(
         name="logpower",
@@ -262,11 +250,12 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c"),
         ceiling_param="a",
         predict_fn=_logpower,
+        linear_names=("a",),
+        nonlinear_names=("b", "c"),
+        # c < 0 keeps the curve rising towards a.
+        nonlinear_bounds=((-12.0, 6.0), (-5.0, -0.01)),
         grid=_mesh(np.linspace(-7.0, 2.0, 10), -np.geomspace(0.1, 3.0, 8)),
         design_fn=_logpower_design,
-        assemble_fn=_logpower_assemble,
-        # c < 0 keeps the curve rising towards a.
-        fixed_bounds={"b": (-12.0, 6.0), "c": (-5.0, -0.01)},
     ),
     CurveFamily(
         name="janoschek",
@@ -274,10 +263,11 @@ _FAMILIES: tuple[CurveFamily, ...] = (
         param_names=("a", "b", "c", "d"),
         ceiling_param="a",
         predict_fn=_janoschek,
+        linear_names=("a", "b"),
+        nonlinear_names=("c", "d"),
+        nonlinear_bounds=((0.01, 1000.0), (0.05, 4.0)),
         grid=_mesh(np.geomspace(0.05, 300.0, 10), np.geomspace(0.1, 2.5, 8)),
         design_fn=_janoschek_design,
-        assemble_fn=_ab_then,
-        fixed_bounds={"c": _C_WBL, "d": _D_WBL},
     ),
 )
 
@@ -288,67 +278,122 @@ CURVE_FAMILIES: Mapping[str, CurveFamily] = MappingProxyType({f.name: f for f in
 # --- fitting -----------------------------------------------------------------------------
 
 
-def _grid_solve(
-    family: CurveFamily, x: FloatArray, y: FloatArray, w: FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    """Solve the linear parameters in closed form at every grid point.
-
-    Returns:
-        The linear coefficients (grid points x 1 or 2) and the weighted SSE per point.
-    """
-    th = family.grid
-    u, v = family.design_fn(x, th)
-    sw = w[None, :]
-    if v is None:
-        suu = (sw * u * u).sum(1)
-        suy = (sw * u * y).sum(1)
-        a = suy / np.where(suu > 0, suu, np.inf)
-        beta = a[:, None]
-        fitted = beta[:, :1] * u
-    else:
-        suu = (sw * u * u).sum(1)
-        svv = (sw * v * v).sum(1)
-        suv = (sw * u * v).sum(1)
-        suy = (sw * u * y).sum(1)
-        svy = (sw * v * y).sum(1)
-        det = suu * svv - suv * suv
-        ok = np.abs(det) > 1e-12 * np.maximum(suu * svv, 1e-300)
-        det = np.where(ok, det, np.inf)
-        b0 = (svv * suy - suv * svy) / det
-        b1 = (suu * svy - suv * suy) / det
-        if family.nonneg_linear is not None:
-            # A falling fit is replaced by the flat one (b = 0, a = weighted mean).
-            neg = b1 < 0
-            b1 = np.where(neg, 0.0, b1)
-            b0 = np.where(neg, (w * y).sum() / w.sum(), b0)
-        beta = np.stack([b0, b1], axis=1)
-        fitted = beta[:, :1] * u + beta[:, 1:2] * v
-    sse = (sw * (fitted - y[None, :]) ** 2).sum(1)
-    sse = np.where(np.isfinite(sse), sse, np.inf)
-    return beta, sse
-
-
-def _bounds(
+def _linear_bounds(
     family: CurveFamily, y: FloatArray, ceiling_max: float | None
 ) -> tuple[FloatArray, FloatArray]:
+    """Bounds of the linear parameters, from the data and the metric's ceiling."""
     span = max(float(np.ptp(y)), 1e-3 * max(1.0, float(np.abs(y).max())), 1e-9)
     top = float(y.max()) + 10.0 * span
     if ceiling_max is not None:
-        top = max(min(top, ceiling_max), float(y.max()) + 1e-9)
-    bottom = float(y.min()) - 10.0 * span
+        top = max(min(top, ceiling_max), float(y.max()))
     lo, hi = [], []
-    for name in family.param_names:
-        if name in family.fixed_bounds:
-            b = family.fixed_bounds[name]
-        elif name == family.ceiling_param:
-            b = (float(y.min()) - span, top)
-        elif family.nonneg_linear is not None and name == "b":
-            b = (0.0, 1e3 * span + 1e3 * max(abs(top), abs(bottom)))
-        else:  # a starting level: a of mmf, b of janoschek
-            b = (bottom - 1e3 * span, top)
-        lo.append(b[0])
-        hi.append(b[1])
+    for name in family.linear_names:
+        if name == family.ceiling_param:
+            lo.append(float(y.min()) - span)
+            hi.append(top)
+        elif name == "b" and family.name != "janoschek":
+            lo.append(0.0)  # the "a - b g" families rise only with b >= 0
+            hi.append(math.inf)
+        else:  # a starting level (a of mmf, b of janoschek)
+            lo.append(-math.inf)
+            hi.append(top)
     return np.array(lo), np.array(hi)
+
+
+def _solve_linear(
+    u: FloatArray,
+    v: FloatArray | None,
+    y: FloatArray,
+    w: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Box-bounded weighted least squares in the 1 or 2 linear parameters, per grid row.
+
+    The optimum of a convex quadratic over a box is either the free optimum or on an
+    edge, where the 1-D optimum clipped to the box is exact; the best feasible of these
+    candidates is the answer.
+
+    Returns:
+        The coefficients (rows x 1 or 2) and the fitted values (rows x points).
+    """
+    sw = w[None, :]
+    suu = (sw * u * u).sum(1)
+    suy = (sw * u * y).sum(1)
+    if v is None:
+        beta = np.clip(suy / np.where(suu > 0, suu, np.inf), lo[0], hi[0])[:, None]
+        return beta, beta * u
+    svv = (sw * v * v).sum(1)
+    suv = (sw * u * v).sum(1)
+    svy = (sw * v * y).sum(1)
+    det = suu * svv - suv * suv
+    det = np.where(np.abs(det) > 1e-13 * np.abs(suu * svv), det, np.nan)
+    free0 = (svv * suy - suv * svy) / det
+    free1 = (suu * svy - suv * suy) / det
+    inside = (free0 >= lo[0]) & (free0 <= hi[0]) & (free1 >= lo[1]) & (free1 <= hi[1])
+    cands = [(np.where(inside, free0, np.nan), np.where(inside, free1, np.nan))]
+    for b0 in (lo[0], hi[0]):  # first coefficient on an edge, second solved
+        if np.isfinite(b0):
+            b1 = np.clip((svy - b0 * suv) / svv, lo[1], hi[1])
+            cands.append((np.full_like(b1, b0), b1))
+    for b1 in (lo[1], hi[1]):
+        if np.isfinite(b1):
+            b0 = np.clip((suy - b1 * suv) / suu, lo[0], hi[0])
+            cands.append((b0, np.full_like(b0, b1)))
+    best_sse = np.full(u.shape[0], np.inf)
+    beta = np.zeros((u.shape[0], 2))
+    for c0, c1 in cands:
+        sse = (sw * (c0[:, None] * u + c1[:, None] * v - y) ** 2).sum(1)
+        better = np.isfinite(sse) & (sse < best_sse)
+        best_sse = np.where(better, sse, best_sse)
+        beta[better] = np.stack([c0, c1], axis=1)[better]
+    return beta, beta[:, :1] * u + beta[:, 1:2] * v
+
+
+def _solve_linear_one(
+    u: FloatArray,
+    v: FloatArray | None,
+    y: FloatArray,
+    w: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+) -> FloatArray:
+    """``_solve_linear`` for one grid row, in scalar arithmetic (the polish's hot path)."""
+    wu = w * u
+    suu = float(wu @ u)
+    suy = float(wu @ y)
+    if v is None:
+        a = suy / suu if suu > 0 else 0.0
+        return np.array([min(max(a, lo[0]), hi[0])])
+    wv = w * v
+    svv = float(wv @ v)
+    suv = float(wu @ v)
+    svy = float(wv @ y)
+    syy = float((w * y) @ y)
+
+    def sse(b0: float, b1: float) -> float:
+        return (
+            syy - 2.0 * (b0 * suy + b1 * svy) + b0 * b0 * suu + 2.0 * b0 * b1 * suv + b1 * b1 * svv
+        )
+
+    det = suu * svv - suv * suv
+    if abs(det) > 1e-13 * abs(suu * svv):
+        b0 = (svv * suy - suv * svy) / det
+        b1 = (suu * svy - suv * suy) / det
+        if lo[0] <= b0 <= hi[0] and lo[1] <= b1 <= hi[1]:
+            return np.array([b0, b1])
+    best, best_sse = np.array([min(max(0.0, lo[0]), hi[0]), lo[1]]), math.inf
+    for e0 in (lo[0], hi[0]):
+        if math.isfinite(e0) and svv > 0:
+            e1 = min(max((svy - e0 * suv) / svv, lo[1]), hi[1])
+            if (c := sse(e0, e1)) < best_sse:
+                best, best_sse = np.array([e0, e1]), c
+    for e1 in (lo[1], hi[1]):
+        if math.isfinite(e1) and suu > 0:
+            e0 = min(max((suy - e1 * suv) / suu, lo[0]), hi[0])
+            if (c := sse(e0, e1)) < best_sse:
+                best, best_sse = np.array([e0, e1]), c
+    return best
 
 
 def _fit_arrays(
@@ -361,54 +406,72 @@ def _fit_arrays(
     n_restarts: int,
 ) -> tuple[FloatArray, float]:
     """Fit ``family`` to normalised ``x``; return its parameters and weighted SSE."""
-    lo, hi = _bounds(family, y, ceiling_max)
-    with np.errstate(all="ignore"):
-        beta, sse = _grid_solve(family, x, y, w)
-    order = np.argsort(sse)
-    starts: list[FloatArray] = []
-    for i in order:
-        if not np.isfinite(sse[i]) or len(starts) >= n_restarts:
-            break
-        p0 = family.assemble_fn(family.grid[i], beta[i])
-        p0 = np.clip(p0, lo, hi)
-        # Restarts from distinct basins: skip grid points next to one already taken.
-        if any(np.allclose(p0, s, rtol=0.2, atol=1e-6) for s in starts):
-            continue
-        starts.append(p0)
-    if not starts:  # nothing finite on the grid: start in the middle of the bounds
-        mid = np.where(np.isfinite(lo + hi), (lo + hi) / 2, 0.0)
-        starts.append(np.clip(mid, lo, hi))
-
+    lo, hi = _linear_bounds(family, y, ceiling_max)
+    th_lo = np.array([b[0] for b in family.nonlinear_bounds])
+    th_hi = np.array([b[1] for b in family.nonlinear_bounds])
     sqrt_w = np.sqrt(w)
+    design = family.design_fn
 
-    def residual(p: FloatArray) -> FloatArray:
-        r = sqrt_w * (family.predict_fn(x, p) - y)
-        return np.where(np.isfinite(r), r, 1e6)
+    def solve(theta: FloatArray) -> tuple[FloatArray, FloatArray]:
+        u, v = design(x, theta[None, :])
+        beta = _solve_linear_one(u[0], None if v is None else v[0], y, w, lo, hi)
+        fitted = beta[0] * u[0] if v is None else beta[0] * u[0] + beta[1] * v[0]
+        return beta, fitted
 
-    best_p, best_sse = starts[0], math.inf
+    def residual(theta: FloatArray) -> FloatArray:
+        r = sqrt_w * (solve(theta)[1] - y)
+        return np.where(np.isfinite(r), r, 1e3)
+
+    def jacobian(theta: FloatArray) -> FloatArray:
+        # Forward differences, stepping inwards at an upper bound.
+        r0 = residual(theta)
+        jac = np.empty((len(r0), len(theta)))
+        for k in range(len(theta)):
+            h = 1e-6 * max(1.0, abs(theta[k]))
+            if theta[k] + h > th_hi[k]:
+                h = -h
+            t = theta.copy()
+            t[k] += h
+            jac[:, k] = (residual(t) - r0) / h
+        return jac
+
     with np.errstate(all="ignore"):
-        for p0 in starts:
-            r0 = residual(p0)
-            sse0 = float(r0 @ r0)
-            if sse0 < best_sse:
-                best_p, best_sse = p0, sse0
+        _, fitted = _solve_linear(*design(x, family.grid), y, w, lo, hi)
+        sse = (w[None, :] * (fitted - y[None, :]) ** 2).sum(1)
+        sse = np.where(np.isfinite(sse), sse, np.inf)
+        starts: list[FloatArray] = []
+        for i in np.argsort(sse)[: 8 * n_restarts]:
+            if len(starts) >= n_restarts or not np.isfinite(sse[i]):
+                break
+            th = family.grid[i]
+            # Restarts come from distinct basins: skip neighbours of a start taken.
+            if any(np.all(np.abs(th - s) <= 0.3 + 0.5 * np.abs(s)) for s in starts):
+                continue
+            starts.append(th)
+        if not starts:
+            starts.append(family.grid[len(family.grid) // 2])
+        best_th, best_sse = starts[0], math.inf
+        for th0 in starts:
+            r0 = residual(th0)
+            if float(r0 @ r0) < best_sse:
+                best_th, best_sse = th0, float(r0 @ r0)
             try:
                 res = least_squares(
                     residual,
-                    p0,
-                    bounds=(lo, hi),
+                    np.clip(th0, th_lo, th_hi),
+                    jac=jacobian,
+                    bounds=(th_lo, th_hi),
                     method="trf",
-                    x_scale="jac",
-                    max_nfev=40 * len(p0),
-                    ftol=1e-8,
-                    xtol=1e-8,
+                    max_nfev=20 * len(th0),
+                    ftol=1e-6,
+                    xtol=1e-6,
                 )
             except (ValueError, np.linalg.LinAlgError):
                 continue
-            cost = 2.0 * float(res.cost)
-            if np.all(np.isfinite(res.x)) and cost < best_sse:
-                best_p, best_sse = res.x, cost
-    return np.asarray(best_p, dtype=np.float64), best_sse
+            if np.all(np.isfinite(res.x)) and 2.0 * float(res.cost) < best_sse:
+                best_th, best_sse = res.x, 2.0 * float(res.cost)
+        beta = solve(np.asarray(best_th, dtype=np.float64))[0]
+    return family.assemble(np.asarray(best_th), beta), best_sse
 
 
 def fit_curve(
@@ -422,8 +485,11 @@ def fit_curve(
 ) -> CurveFit:
     """Fit one learning-curve family to a rising curve by bounded least squares.
 
-    The curve must rise with size (an error metric should be negated or turned into
-    ``1 - error`` first); families are constrained to rising shapes.
+    The parameters the family is linear in are solved in closed form (variable
+    projection) and the others by ``scipy.optimize.least_squares`` within bounds, from
+    the ``n_restarts`` best distinct points of a grid. Families are constrained to
+    rising shapes: turn an error metric into a rising score (``1 - error``, ``-error``)
+    first.
 
     Args:
         sizes: Lever sizes (> 0), one per score.
@@ -434,8 +500,8 @@ def fit_curve(
         n_restarts: How many distinct grid starting points to polish.
 
     Raises:
-        ConfigError: unknown family, fewer points than parameters, non-positive or
-            non-finite sizes, non-finite scores or mismatched lengths.
+        ConfigError: unknown family, too few distinct sizes, non-positive or non-finite
+            sizes, non-finite scores or weights, or mismatched lengths.
     """
     fam = _family(family)
     s = np.asarray(sizes, dtype=np.float64).ravel()
@@ -452,21 +518,19 @@ def fit_curve(
         raise ConfigError(f"scores must be finite, got {y.tolist()!r}.")
     if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
         raise ConfigError(f"weights must be finite, >= 0 and not all 0, got {w.tolist()!r}.")
-    if len(np.unique(s)) < len(fam.param_names) - 1:
-        raise ConfigError(
-            f"family {fam.name!r} needs at least {len(fam.param_names) - 1} distinct sizes, "
-            f"got {len(np.unique(s))}."
-        )
+    n_distinct = len(np.unique(s))
+    if n_distinct < 2:
+        raise ConfigError(f"fitting a curve needs at least 2 distinct sizes, got {n_distinct}.")
     scale = float(s.max())
     params, sse = _fit_arrays(
-        fam, s / scale, y, w, ceiling_max=ceiling_max, n_restarts=max(1, n_restarts)
+        fam, s / scale, y, w / w.mean(), ceiling_max=ceiling_max, n_restarts=max(1, n_restarts)
     )
     return CurveFit(
         family=fam,
         params=tuple(float(p) for p in params),
         x_scale=scale,
-        rmse=math.sqrt(sse / float(w.sum())),
-        n_points=len(np.unique(s)),
+        rmse=math.sqrt(sse / len(s)),
+        n_points=n_distinct,
     )
 
 
