@@ -99,3 +99,24 @@ def test_ctrl_c_stops_cleanly_and_says_what_is_kept(tmp_path: Path) -> None:
     _finish(study, db)
     assert Counter(_completed(db)).most_common(1)[0][1] == 1
     assert len(_completed(db)) == N_PLANNED
+
+
+@pytest.mark.slow
+def test_two_workers_run_every_trial_exactly_once(tmp_path: Path) -> None:
+    study, db = _study(tmp_path), tmp_path / "p.db"
+    done = subprocess.run(
+        [*PAYOFF, "run", str(study), "--storage", str(db), "--jobs", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=study.parent,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    completed = Counter(_completed(db))
+    assert len(completed) == N_PLANNED and set(completed.values()) == {1}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        owners = con.execute(
+            "SELECT COUNT(DISTINCT json_extract(value_json, '$.pid')) FROM trial_user_attributes "
+            "WHERE key = 'owner'"
+        ).fetchone()[0]
+    assert owners == 2  # both workers ran trials

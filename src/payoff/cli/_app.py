@@ -248,11 +248,15 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
     )
 
 
-def _run(path: Path | str, storage: str | None, retry_failed: bool = False) -> payoff.Study:
+def _run(
+    path: Path | str, storage: str | None, retry_failed: bool = False, jobs: int = 1
+) -> payoff.Study:
     _sigterm_as_interrupt()
     observer = _Progress()
     try:
-        study = payoff.run(path, storage=storage, observer=observer, retry_failed=retry_failed)
+        study = payoff.run(
+            path, storage=storage, observer=observer, retry_failed=retry_failed, jobs=jobs
+        )
     except KeyboardInterrupt:
         observer.progress.stop()
         config = payoff.load_config(path)
@@ -277,10 +281,11 @@ def run_cmd(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Run failed trials again.")
     ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Run a study, or resume it where it stopped."""
     with _user_errors():
-        _run(study_file, storage, retry_failed)
+        _run(study_file, storage, retry_failed, jobs)
 
 
 def demo_file() -> Path:

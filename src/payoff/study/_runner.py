@@ -144,6 +144,7 @@ def run(
     function: TrialFunction | None = None,
     observer: RunObserver | None = None,
     retry_failed: bool = False,
+    jobs: int = 1,
 ) -> Study:
     """Run a study, or resume it: completed trials are kept and never run again.
 
@@ -154,6 +155,7 @@ def run(
         function: the trial function, for studies built in code around one.
         observer: progress hooks.
         retry_failed: run again the trials stored as failed.
+        jobs: worker processes running trials at once (grid and random designs).
 
     Raises:
         ConfigError: the study is invalid; nothing was written.
@@ -161,6 +163,13 @@ def run(
             runs it again.
     """
     config = study if isinstance(study, StudyConfig) else load_config(study)
+    if jobs < 1:
+        raise ConfigError(f"jobs must be at least 1, got {jobs}.")
+    if jobs > 1 and (function is not None or config.design == "pilot"):
+        raise ConfigError(
+            "--jobs runs built-in tasks and importable trial functions (task.function) of "
+            "grid or random studies; a pilot decides one rung at a time. Use jobs=1."
+        )
     prepared = _prepare(config, function)
     config = prepared.config
     observer = observer or RunObserver()
@@ -185,7 +194,12 @@ def run(
     observer.on_plan(
         result, n_planned=len(planned), n_done=n_done, n_todo=n_todo, why=prepared.hardware.reason
     )
-    stop = _run_waiting(optuna_study, prepared, planned, result, observer)
+    if jobs > 1:
+        from payoff.study._workers import run_workers
+
+        stop = run_workers(config, url=url, artifacts=artifacts, jobs=jobs, observer=observer)
+    else:
+        stop = _run_waiting(optuna_study, prepared, planned, result, observer)
     observer.on_stop(stop or "all planned trials done")
     return result
 
@@ -420,6 +434,11 @@ def _run_waiting(
             # The claim is one write, made before Ctrl-C can land, so a killed run leaves
             # every running trial marked with the process that owned it.
             trial = study.ask(fixed_distributions=distributions)
+            if "plan_key" not in trial.user_attrs:
+                # Another worker took the last queued trial between our check and ask().
+                trial.set_user_attr("stray", True)
+                study.tell(trial, state=TrialState.FAIL)
+                break
             trial.set_user_attr(
                 "owner", {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
             )
