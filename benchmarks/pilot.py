@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 
 import payoff
 from payoff.config import config_from_dict
@@ -113,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
