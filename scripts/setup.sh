@@ -7,6 +7,24 @@ cd "$(dirname "$0")/.."
 TORCH_VERSION=2.13.0
 PY=${PYTHON:-python3}
 
+# `setup.sh --system` also installs the servers and browser the tests start: PostgreSQL
+# (the many-workers tests) and Chromium (the report tests), from Debian's packages.
+if [ "${1:-}" = "--system" ]; then
+  need=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "setup: apt-get install ${need[*]}" >&2
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      echo "setup: the tests need ${need[*]}: sudo apt-get install ${need[*]}" >&2
+      exit 1
+    fi
+  fi
+fi
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2>&1 | grep -v '^WARNING: Location' || true; }
 
