@@ -54,7 +54,7 @@ def test_forecast_beyond_the_data_has_an_interval_and_a_price(
     assert f.extrapolation == pytest.approx(1200 / 320)
     assert [p.n_seeds for p in result.curve.points] == [2, 2, 2, 2]
     assert result.costs["cost_usd_labels"].value == pytest.approx(1200 * 0.04)
-    assert result.costs["wall_s"].method.startswith("estimate: power law")
+    assert result.costs["wall_s"].method.startswith("estimate: linear fit")
     measured = study[0].forecast("data", to=320).costs["wall_s"]
     assert measured.method.startswith("measured")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import nnls
 
 from payoff._errors import ConfigError
 
@@ -173,7 +174,8 @@ def cost_at(
     """Return each cost at lever setting ``x``: measured if ``x`` was run, else a log-log fit.
 
     Labels of the data lever are priced exactly (examples x price); other costs follow a
-    power law ``cost = a x^b`` fitted to the curve's trials, labelled as an estimate.
+    non-negative linear fit ``cost = fixed + per_unit x`` to the curve's trials, labelled as
+    an estimate.
     """
     xs = np.asarray(curve.xs, dtype=float)
     out: dict[str, CostEstimate] = {}
@@ -186,10 +188,13 @@ def cost_at(
         if at_x.size:
             out[field] = CostEstimate(float(at_x.mean()), f"measured (mean of {at_x.size} trials)")
         elif np.unique(xs[ok]).size >= 2:
-            slope, intercept = np.polyfit(np.log(xs[ok]), np.log(ys[ok]), 1)
+            # Training work grows linearly in examples, epochs and parameters, on top of a
+            # fixed cost per trial; a power law fitted to small trials under-prices big ones.
+            (fixed, per_unit), _ = nnls(np.column_stack([np.ones(ok.sum()), xs[ok]]), ys[ok])
             out[field] = CostEstimate(
-                float(math.exp(intercept) * x**slope),
-                f"estimate: power law fitted to {int(ok.sum())} trials (cost ~ x^{slope:.2f})",
+                float(fixed + per_unit * x),
+                f"estimate: linear fit to {int(ok.sum())} trials "
+                f"({fixed:.3g} + {per_unit:.3g} per {curve.unit.removesuffix('s')})",
             )
     if curve.lever == "data":
         out["cost_usd_labels"] = CostEstimate(

@@ -159,7 +159,8 @@ def grid_estimate(
     """Estimate what the full grid of the study's levers would cost, from the pilot's trials.
 
     Each grid trial's time and compute dollars follow the pilot's cost curve in the number
-    of examples (a fitted power law), scaled by its epochs over the pilot's.
+    of examples (a linear fit with a fixed cost per trial), scaled by its epochs over the
+    pilot's.
 
     Returns:
         The number of grid trials, their estimated dollars (compute + energy) and hours,
@@ -173,7 +174,7 @@ def grid_estimate(
     curve = return_curve(frame, config, "data")
     pilot_epochs = {k: v[-1] for k, v in config.lever_values().items()}.get("compute")
     usd = seconds = 0.0
-    notes = ["estimate: the pilot's cost curve (power law in examples) x epochs ratio"]
+    notes = ["estimate: the pilot's cost curve (linear in examples) x epochs ratio"]
     if "model" in config.lever_values():
         notes.append("model sizes other than the pilot's are priced as the pilot's size")
     for planned in grid:
