@@ -408,6 +408,41 @@ def _print_forecast(result: Any, level: float) -> None:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
 
 
+@app.command()
+def export(
+    target: Annotated[str, typer.Argument(help="Where to: mlflow.")],
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    tracking_uri: Annotated[
+        str, typer.Option("--tracking-uri", help="MLflow tracking URI (a database, or a server).")
+    ] = "sqlite:///mlflow.db",
+    experiment: Annotated[
+        str | None, typer.Option("--experiment", help="[default: payoff-STUDY]")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="An HTML report to attach.")
+    ] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Export a study's trials to another tool: `payoff export mlflow STUDY`."""
+    from payoff.study._mlflow import export_mlflow
+
+    with _user_errors():
+        if target != "mlflow":
+            raise payoff.ConfigError(
+                f"unknown export target {target!r}; write: payoff export mlflow STUDY "
+                "--tracking-uri URI"
+            )
+        if report is not None and not report.is_file():
+            raise payoff.ConfigError(f"--report {str(report)!r} is not a file.")
+        ids = export_mlflow(
+            payoff.load(study, storage), tracking_uri, experiment=experiment, report=report
+        )
+        console.print(
+            f"exported {len(ids) - 1} trial runs and the study run to MLflow at {tracking_uri}",
+            highlight=False,
+        )
+
+
 def main() -> None:
     """Entry point of the `payoff` console script."""
     app()
