@@ -5,9 +5,10 @@ For each task, in one run: the full data x epochs grid (every setting, 2 seeds) 
 refitted after every rung, stopping once its answers are sure). For several targets — set
 between the grid's smallest-data and best scores, plus one above the best — the grid's
 answer is the smallest data setting whose mean test metric (at the largest epochs) reaches
-the target, or "out of reach"; the pilot's is its inverse forecast rounded up to the grid's
-settings. Prints the pilot's cost as a share of the grid's (both measured), agreement, and
-the ratio of the data the pilot says is needed to what the grid shows.
+the target, or "out of reach"; the pilot's is its planning figure (the data that reaches the
+target with 75% probability) rounded up to the grid's settings. Prints the pilot's cost as
+a share of the grid's (both measured), agreement, and the ratio of the data the pilot says
+is needed to what the grid shows.
 
     .venv/bin/python benchmarks/pilot.py [--tasks digits,mnist1d,credit]
 """
@@ -113,12 +114,14 @@ def fmt(n: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--storage", help="keep the trials in this SQLite file (default: temp)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        storage = Path(args.storage) if args.storage else Path(tmp) / "bench.db"
         for name in args.tasks.split(","):
-            result = run_task(name, TASKS[name], Path(tmp) / "bench.db")
+            result = run_task(name, TASKS[name], storage)
             results.append(result)
             print(
                 f"\n{name}: pilot {result['pilot_trials']} trials ${result['pilot_usd']:.5f}, "

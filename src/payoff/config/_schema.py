@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 ModelFamily = Literal["linear", "mlp", "cnn"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -83,14 +92,53 @@ class LabelsConfig(_Strict):
 
 
 class ValueConfig(_Strict):
-    """How a return becomes money (used by the decision layer)."""
+    """How a return becomes money, hours and CO2 (used by the decision layer).
+
+    The value of one prediction, over the ``baseline``:
+
+    - classification: ``usd_per_prediction + accuracy x usd_per_correct - (1 - accuracy) x
+      cost of an error``, an error costing ``usd_per_error``, or by kind ``error_costs_usd``
+      (true class -> predicted class -> USD; weighted by a trial's stored confusion matrix
+      ``test_confusion`` when it has one, else the mean of the listed kinds);
+    - regression: ``usd_per_prediction - usd_per_error_unit x mean absolute error``.
+
+    Serving is priced from ``serving_usd_per_million`` when given (or the study's measured
+    ``serving`` attribute), else from each setting's measured throughput and the price
+    book's hardware $/hour. Prices and value inputs vary by ``price_uncertainty`` and
+    ``value_uncertainty`` (relative, +-) in the risk analysis.
+    """
 
     predictions_per_month: NonNegativeFloat = 0.0
+    usd_per_prediction: NonNegativeFloat = 0.0
     usd_per_correct: NonNegativeFloat = 0.0
     usd_per_error: NonNegativeFloat = 0.0
-    horizon_months: PositiveFloat = 12.0
-    discount_rate: NonNegativeFloat = 0.0
+    error_costs_usd: (
+        dict[str, Annotated[dict[str, NonNegativeFloat], Field(min_length=1)]] | None
+    ) = Field(default=None, min_length=1)
+    usd_per_error_unit: NonNegativeFloat = 0.0
+    # The current system's accuracy (classification) or mean absolute error (regression).
+    baseline: float | Literal["no model"] = "no model"
+    minutes_saved_per_prediction: NonNegativeFloat = 0.0
+    serving_usd_per_million: NonNegativeFloat | None = None
+    serving_hardware: str | None = None
+    serving_utilization: float = Field(default=1.0, gt=0, le=1)
+    horizon_months: float = Field(default=12.0, gt=0, le=600)
+    discount_rate: float = Field(default=0.0, ge=0, le=10)  # a year's rate, 0.08 = 8%
     engineer_hours: NonNegativeFloat = 0.0
+    engineer_hours_per_month: NonNegativeFloat = 0.0
+    engineer_usd_per_hour: NonNegativeFloat | None = None  # None: the price book's
+    price_uncertainty: float = Field(default=0.25, ge=0, lt=1)
+    value_uncertainty: float = Field(default=0.25, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_error_price(self) -> ValueConfig:
+        if self.error_costs_usd is not None and self.usd_per_error > 0:
+            raise ValueError(
+                "give usd_per_error (every error alike) or error_costs_usd (by kind), not both"
+            )
+        if isinstance(self.baseline, float) and not math.isfinite(self.baseline):
+            raise ValueError("baseline must be a finite metric value or 'no model'")
+        return self
 
 
 class PilotConfig(_Strict):
@@ -109,6 +157,7 @@ class PilotConfig(_Strict):
     tolerance: PositiveFloat = 0.02
     size_ratio: float = Field(default=2.5, gt=1)
     min_rungs: int = Field(default=3, ge=3)
+    seeds: PositiveInt = 1
     level: float = Field(default=0.9, gt=0.5, lt=1)
 
 

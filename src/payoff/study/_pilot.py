@@ -29,6 +29,7 @@ class PilotAnswer:
     high: float
     reachable: bool = True
     message: str = ""
+    plan: float = math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def ladder(config: StudyConfig, n_available: int) -> list[list[PlannedTrial]]:
                     setting=setting,
                     seed=s,
                 )
-                for s in range(config.seeds)
+                for s in range(pilot.seeds)
             ]
         )
         value *= pilot.factor
@@ -101,13 +102,26 @@ def decide(frame: pd.DataFrame, config: StudyConfig, n_available: int) -> list[P
             inv = target_lever(
                 metric_curve, target=value, level=pilot.level, labels_usd_per_example=0.0
             ).inverse
+            # The figure to plan by: enough data to reach the target with 75% probability
+            # (the far end of the 50% interval); the median alone under-collects.
+            plan = target_lever(
+                metric_curve, target=value, level=0.5, labels_usd_per_example=0.0
+            ).inverse.high
             measured = [p.x for p in metric_curve.points if _meets(p.mean, value, metric)]
             if measured:
                 # Reached on measured data: the answer is at most the smallest size that did.
                 point = min(inv.point, measured[0]) if inv.reachable else measured[0]
                 sure = enough and (not inv.reachable or inv.high <= pilot.size_ratio * inv.low)
                 answers.append(
-                    PilotAnswer(f"{metric}={value:g}", sure, point, inv.low, inv.high, True)
+                    PilotAnswer(
+                        f"{metric}={value:g}",
+                        sure,
+                        point,
+                        inv.low,
+                        inv.high,
+                        True,
+                        plan=min(plan, measured[0]),
+                    )
                 )
                 continue
             sure_out = not inv.reachable and _beyond(inv.ceiling_high, value, metric)
@@ -121,6 +135,7 @@ def decide(frame: pd.DataFrame, config: StudyConfig, n_available: int) -> list[P
                     inv.high,
                     inv.reachable,
                     inv.message,
+                    plan=plan,
                 )
             )
     if pilot.forecast_at is not None:
