@@ -161,6 +161,19 @@ class PilotConfig(_Strict):
     level: float = Field(default=0.9, gt=0.5, lt=1)
 
 
+class ExecutorConfig(_Strict):
+    """Where trials run: in local processes (``--jobs``), or as tasks on a Ray cluster."""
+
+    kind: Literal["local", "ray"] = "local"
+    # "local" starts a Ray instance on this machine; "auto" joins a running cluster;
+    # "ray://HOST:PORT" (or "HOST:PORT") names one.
+    address: str = "local"
+    cpus_per_trial: PositiveFloat = 1.0
+    gpus_per_trial: NonNegativeFloat = 0.0
+    max_concurrent: PositiveInt | None = None
+    retries: int = Field(default=0, ge=0, le=3)
+
+
 class StudyConfig(_Strict):
     """A whole study file."""
 
@@ -178,6 +191,7 @@ class StudyConfig(_Strict):
     value: ValueConfig = ValueConfig()
     target: dict[str, float] = Field(default_factory=dict)
     pilot: PilotConfig = PilotConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     def lever_values(self) -> dict[str, list[Any]]:
         """Return every varied lever with its settings, in file order."""

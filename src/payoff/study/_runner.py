@@ -165,7 +165,9 @@ def run(
     config = study if isinstance(study, StudyConfig) else load_config(study)
     if jobs < 1:
         raise ConfigError(f"jobs must be at least 1, got {jobs}.")
-    if jobs > 1 and (function is not None or config.design == "pilot"):
+    if (jobs > 1 or config.executor.kind == "ray") and (
+        function is not None or config.design == "pilot"
+    ):
         raise ConfigError(
             "--jobs runs built-in tasks and importable trial functions (task.function) of "
             "grid or random studies; a pilot decides one rung at a time. Use jobs=1."
@@ -194,7 +196,11 @@ def run(
     observer.on_plan(
         result, n_planned=len(planned), n_done=n_done, n_todo=n_todo, why=prepared.hardware.reason
     )
-    if jobs > 1:
+    if config.executor.kind == "ray":
+        from payoff.study._ray import run_ray
+
+        stop = run_ray(config, study=optuna_study, url=url, artifacts=artifacts, observer=observer)
+    elif jobs > 1:
         from payoff.study._workers import run_workers
 
         stop = run_workers(config, url=url, artifacts=artifacts, jobs=jobs, observer=observer)
@@ -341,7 +347,6 @@ def _deferred_interrupts() -> Iterator[None]:
 def _fail_orphans(study: optuna.Study) -> None:
     """Mark trials left running by a process that died as interrupted, so they run again."""
     host = socket.gethostname()
-    storage = study._storage
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("owner")
         if owner is None:
@@ -352,10 +357,26 @@ def _fail_orphans(study: optuna.Study) -> None:
             orphan = owner["host"] == host and not _alive(owner["pid"], owner["started"])
         if orphan:
             reason = "interrupted: the process running it stopped before it finished"
-            storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study.tell(t.number, state=TrialState.FAIL)
-            _logger.warning("trial %d: %s; it will run again", t.number, reason)
+            _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True)
+
+
+def _fail_interrupted(
+    study: optuna.Study, trial_id: int, number: int, reason: str, *, requeue: bool
+) -> None:
+    """Store a trial whose process died as failed; with ``requeue``, queue it to run again."""
+    storage = study._storage
+    if storage.get_trial(trial_id).state != TrialState.RUNNING:
+        return  # it was stored before its process died
+    storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    if requeue:
+        # Interrupted trials are left out of results, and their setting is queued again.
+        storage.set_trial_user_attr(trial_id, "interrupted", True)
+    study.tell(number, state=TrialState.FAIL)
+    trial = storage.get_trial(trial_id)
+    key = trial.user_attrs.get("plan_key")
+    if requeue and key is not None:
+        study.enqueue_trial(trial.params, user_attrs={"plan_key": key})
+    _logger.warning("trial %d: %s%s", number, reason, "; it will run again" if requeue else "")
 
 
 def _enqueue_missing(
