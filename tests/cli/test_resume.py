@@ -120,3 +120,34 @@ def test_two_workers_run_every_trial_exactly_once(tmp_path: Path) -> None:
             "WHERE key = 'owner'"
         ).fetchone()[0]
     assert owners == 2  # both workers ran trials
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    # Workers are spawned interpreters; multiprocessing's resource tracker is not one.
+    return [c.pid for c in psutil.Process(pid).children() if "spawn_main" in " ".join(c.cmdline())]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["worker", "coordinator"])
+def test_killing_a_worker_or_the_coordinator_then_rerunning_runs_every_trial_once(
+    tmp_path: Path, victim: str
+) -> None:
+    study, db = _study(tmp_path), tmp_path / "p.db"
+    proc = subprocess.Popen(
+        [*PAYOFF, "run", str(study), "--storage", str(db), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=study.parent,
+    )
+    _wait_for(db, 2, proc)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    os.kill(workers[0] if victim == "worker" else proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=300)
+    time.sleep(2)  # orphaned workers notice their coordinator is gone within a second
+    _finish(study, db)
+    done = Counter(_completed(db))
+    assert len(done) == N_PLANNED and set(done.values()) == {1}

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import queue
 import signal
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,16 @@ def _worker(
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        # A coordinator killed with SIGKILL cannot stop its workers: they stop themselves,
+        # storing the trial in flight as interrupted, so a rerun owns the study alone.
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
     # Workers share the cores: one torch thread pool each would oversubscribe them.
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
