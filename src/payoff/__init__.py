@@ -34,6 +34,7 @@ def __getattr__(name: str) -> object:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _LAZY)
 
+
 __all__ = [
     "ConfigError",
     "DivergedError",

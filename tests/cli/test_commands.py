@@ -45,9 +45,13 @@ FIELDS = (
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("demo") / "payoff.db"
-    result = runner.invoke(app, ["demo", "--storage", str(db)])
+    report = db.with_name("report.html")
+    result = runner.invoke(app, ["demo", "--storage", str(db), "-o", str(report)])
     assert result.exit_code == 0, result.output
     assert "all planned trials done" in result.output
+    # The demo ends with the report: written, offline, small enough to mail.
+    assert f"report: {report}" in result.output.replace("\n", "")
+    assert 0 < report.stat().st_size < 5e6
     return db
 
 
@@ -94,7 +98,8 @@ def test_trials_table_shows_returns_and_costs(demo_db: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_again_runs_nothing(demo_db: Path) -> None:
-    result = runner.invoke(app, ["demo", "--storage", str(demo_db)])
+    report = demo_db.with_name("again.html")
+    result = runner.invoke(app, ["demo", "--storage", str(demo_db), "-o", str(report)])
     assert result.exit_code == 0
     assert "0 to run" in result.output
 

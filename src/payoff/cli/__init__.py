@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from payoff.cli import _decide  # noqa: F401
 from payoff.cli._app import app, main
 
 __all__ = ["app", "main"]

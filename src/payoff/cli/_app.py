@@ -294,10 +294,17 @@ def demo_file() -> Path:
 
 
 @app.command()
-def demo(storage: StorageOpt = None) -> None:
-    """Run the shipped demo study (data x model x compute on sklearn:digits)."""
+def demo(
+    storage: StorageOpt = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the report.")
+    ] = Path("report.html"),
+) -> None:
+    """Run the shipped demo study (data x model x compute on sklearn:digits), then report."""
+    from payoff.cli._decide import show_report
+
     with _user_errors():
-        _run(demo_file(), storage)
+        show_report(_run(demo_file(), storage), output)
 
 
 @app.command()

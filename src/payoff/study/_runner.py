@@ -109,7 +109,6 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
     direction = config.task.direction or (
         METRICS[metric].direction if metric in METRICS else "maximize"
     )
-    # Once per run: warming up again between pilot rungs would waste time.
     n_available = len(task_of(config).y_train) if config.task.dataset is not None else None
     if config.design == "pilot" and n_available is None:
         raise ConfigError(
@@ -169,8 +168,9 @@ def run(
         function is not None or config.design == "pilot"
     ):
         raise ConfigError(
-            "--jobs runs built-in tasks and importable trial functions (task.function) of "
-            "grid or random studies; a pilot decides one rung at a time. Use jobs=1."
+            "parallel runs (--jobs, executor: ray) take built-in tasks and importable trial "
+            "functions (task.function) of grid or random studies; a pilot decides one rung at "
+            "a time. Run it with one job and the local executor."
         )
     prepared = _prepare(config, function)
     config = prepared.config

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from payoff.analysis._lever_curve import LeverForecast, LeverTarget
+    from payoff.analysis._recommend import Recommendation
     from payoff.config import StudyConfig
 
 _HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted"}
@@ -136,6 +137,38 @@ class Study:
         metric, value = parse_target(target)
         curve = return_curve(self.trials_frame(), config, lever, metric=metric)
         return target_lever(curve, target=value, level=level, labels_usd_per_example=price)
+
+    def recommend(
+        self,
+        *,
+        target: str | Mapping[str, float] | None = None,
+        budget_usd: float | None = None,
+        level: float = 0.9,
+        n_draws: int = 10_000,
+        seed: int = 0,
+    ) -> Recommendation:
+        """Recommend a setting: the cheapest that meets ``target``, the best ROI within
+        ``budget_usd`` (TCO over the value horizon), and the next investment worth making.
+
+        Example:
+            >>> rec = study.recommend(target={"accuracy": 0.97}, budget_usd=200)
+            >>> print(rec)                      # the recommendation in plain words
+            >>> rec.meets_target.key, rec.meets_target.kind   # "measured" or "forecast"
+
+        Raises:
+            ConfigError: a malformed target or budget, or no completed trial.
+        """
+        from payoff.analysis._recommend import recommend
+
+        return recommend(
+            self, target=target, budget_usd=budget_usd, level=level, n_draws=n_draws, seed=seed
+        )
+
+    def report(self, path: str | Path = "report.html") -> Path:
+        """Write the self-contained HTML report to ``path`` and return it."""
+        from payoff.report import write_report
+
+        return write_report(self, path)
 
 
 def load(study: str, storage: str | Path | None = None) -> Study:
