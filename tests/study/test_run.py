@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -69,6 +71,10 @@ def test_every_planned_trial_completes_with_its_full_ledger(
     half, full = (frame[frame["data"] == d]["cost_usd_labels"].iloc[0] for d in (0.5, 1.0))
     assert full == pytest.approx(2 * half, rel=0.02)
     assert (frame["cost_usd_labels"] == frame["n_train"] * 0.04).all()
+    # The confusion matrix agrees with the test accuracy it was counted from.
+    for _, row in frame.iterrows():
+        confusion = np.array(json.loads(row["test_confusion"]))
+        assert np.trace(confusion) / confusion.sum() == pytest.approx(row["test_accuracy"])
 
 
 def test_more_epochs_cost_more_flops(tiny: tuple[payoff.Study, Path]) -> None:

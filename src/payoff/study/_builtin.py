@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
+
 from payoff.config import StudyConfig
 from payoff.levers import LEVERS, LeverPrices, RunPlan, model_size
 from payoff.returns import measure_inference
@@ -65,6 +69,11 @@ def builtin_trial(trial: Trial, prices: LeverPrices) -> dict[str, float]:
     for split, X, y in (("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
         output = predict(result.model, torch.from_numpy(X).to(result.device), task.kind)
         returns |= {f"{split}_{k}": v for k, v in score(task.kind, y, output).items()}
+    if task.kind == "classification":
+        # Rows are true classes, columns predicted: what a cost matrix of errors weighs.
+        confusion = np.zeros((task.n_classes, task.n_classes), dtype=int)
+        np.add.at(confusion, (task.y_test, output.argmax(axis=1)), 1)
+        trial.record(test_confusion=json.dumps(confusion.tolist()))
     model = result.model.cpu()
     inference = measure_inference(model, task.X_test)
     trial.record(
