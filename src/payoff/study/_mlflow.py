@@ -48,7 +48,7 @@ def export_mlflow(
     }
     ids = []
     for t in study.trials():
-        if str(t.number) in done or t.user_attrs.get("interrupted") or t.user_attrs.get("stray"):
+        if str(t.number) in done or t.user_attrs.get("interrupted"):
             continue
         run = client.create_run(
             experiment_id,

@@ -7,9 +7,6 @@ with the reason, or queued again while ``executor.retries`` allows.
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +59,7 @@ def run_ray(
     except ImportError:
         raise ConfigError("executor 'ray' needs Ray: pip install 'payoff[ray]'.") from None
     from payoff.study._design import plan_trials
-    from payoff.study._runner import _budget_stop, _distributions, _fail_interrupted
+    from payoff.study._runner import _budget_stop, _distributions, _fail_interrupted, claim
 
     ex = config.executor
     if url.startswith("sqlite:///") and ex.address not in ("local",):
@@ -94,16 +91,9 @@ def run_ray(
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         stop = stop or (_budget_stop(study, config) if waiting else None)
         while waiting and not stop and len(running) < limit:
-            trial = study.ask(fixed_distributions=distributions)
-            trial.set_user_attr(
-                "owner",
-                {
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "started": time.time(),
-                    "executor": "ray",
-                },
-            )
+            trial = claim(study, distributions, executor="ray")
+            if trial is None:
+                break
             running[remote.remote(*payload, trial._trial_id)] = trial
             waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if not running:

@@ -451,19 +451,41 @@ def _run_waiting(
         book = prepared.book
         energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
         prepared.warm_up()
-        with _deferred_interrupts():
-            # The claim is one write, made before Ctrl-C can land, so a killed run leaves
-            # every running trial marked with the process that owned it.
-            trial = study.ask(fixed_distributions=distributions)
-            if "plan_key" not in trial.user_attrs:
-                # Another worker took the last queued trial between our check and ask().
-                trial.set_user_attr("stray", True)
-                study.tell(trial, state=TrialState.FAIL)
-                break
-            trial.set_user_attr(
-                "owner", {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
-            )
+        trial = claim(study, distributions)
+        if trial is None:
+            break  # other workers took the last queued trials
         _run_one(study, trial, prepared, by_key, store, energy, observer)
+    return None
+
+
+def claim(
+    study: optuna.Study,
+    distributions: Mapping[str, CategoricalDistribution],
+    **owner: Any,
+) -> optuna.Trial | None:
+    """Take the next queued trial for this process, or return None when the queue is empty.
+
+    The owner is written on the waiting trial *before* it turns to running, so a process
+    killed at any instant leaves no running trial without an owner to check for life; of
+    workers racing for one trial, the storage lets exactly one turn it to running.
+    """
+    storage = study._storage
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **owner}
+    with _deferred_interrupts():
+        for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            storage.set_trial_user_attr(waiting._trial_id, "owner", me)
+            try:
+                taken = storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                taken = False
+            if not taken:
+                continue  # another worker took it first
+            storage.set_trial_user_attr(waiting._trial_id, "owner", me)  # a racer may have written
+            trial = optuna.Trial(study, waiting._trial_id)
+            for name, distribution in distributions.items():
+                # Enqueued settings are the trial's fixed params: suggesting records them.
+                trial.suggest_categorical(name, distribution.choices)
+            return trial
     return None
 
 

@@ -78,11 +78,7 @@ class Study:
         rows: list[dict[str, Any]] = []
         for t in self.trials():
             attrs = t.user_attrs
-            if (
-                attrs.get("interrupted")
-                or attrs.get("stray")
-                or (t.state == TrialState.FAIL and not include_failed)
-            ):
+            if attrs.get("interrupted") or (t.state == TrialState.FAIL and not include_failed):
                 continue
             row: dict[str, Any] = {"number": t.number, "state": t.state.name}
             row |= {k: v for k, v in t.params.items()}
