@@ -856,9 +856,7 @@ def _setting_value(
         footprint=footprint,
         test_metrics={
             c: (mean(c, rows), std(c, rows))
-            for c in sorted(
-                {k for r in rows for k in r if str(k).startswith("test_")} | {metric}
-            )
+            for c in sorted({k for r in rows for k in r if str(k).startswith("test_")} | {metric})
             if c != "test_confusion"
         },
         latency_p50_s=latency,
