@@ -14,12 +14,19 @@ Methods:
   payoff-cv   the same forecasts, the interval constants learnt by 2-fold
               cross-validation over OpenML data sets (even ids -> odd ids and back): the
               honest estimate of coverage on curves the constants never saw.
+  ref         the reference-curve path (``_LCDB_REF_CALIBRATION``, off by default in
+              ``forecast_curve``): nearest LCDB reference curves blended with the
+              ensemble, each curve's own OpenML data set left out of the references;
+              its constants are learnt on this same part (in-sample).
+  ref-cv      the same, its blend and interval learnt on one half of the OpenML ids
+              (even / odd) with references from that half only, scored on the other.
   last        the last observed score (no interval).
   pow4        a - b (x + d)^-c by bounded least squares (payoff's ``fit_curve``, equal
               weights); the interval is the least-squares one (covariance from the
               Jacobian, delta method, Student t).
 
     .venv/bin/python benchmarks/lcdb_forecast.py [--max-curves N] [--workers 2] [--learn]
+        [--write-reference]
 """
 
 from __future__ import annotations
@@ -38,13 +45,25 @@ from scipy.optimize import minimize
 
 from payoff.analysis import fit_curve
 from payoff.analysis._forecast import (
+    _DEFAULT_REF,
     _LCDB_CALIBRATION,
+    _LCDB_REF_CALIBRATION,
+    _blend_from,
     _Calibration,
     _Ensemble,
     _fit_ensemble,
     _forecast_from,
     _prepare,
+    _ref_scale_from,
+    _RefCalibration,
     _scale_from,
+)
+from payoff.analysis._reference import (
+    Neighbours,
+    build_reference_curves,
+    neighbour_forecast,
+    reference_curves,
+    save_reference_curves,
 )
 
 DATA = Path(__file__).parent / "data" / "lcdb_public_curves.csv.gz"
@@ -71,6 +90,12 @@ class Outcome:
     pow4: tuple[float, float, float]
     last: float
     forecast_s: float
+    ref: tuple[float, float, float]  # the reference path, shipped constants
+    # Neighbours among the references of other data sets: all of them, those of the
+    # same id parity (to learn a fold on), those of the other parity (to score a fold).
+    nb_all: Neighbours
+    nb_same: Neighbours
+    nb_other: Neighbours
 
 
 def load_items(max_curves: int | None) -> tuple[list[Item], int]:
@@ -128,13 +153,28 @@ def pow4_baseline(x: np.ndarray, y: np.ndarray, at: float) -> tuple[float, float
 
 
 def work(item: Item) -> Outcome:
+    refs = reference_curves()
+    own = refs.openml_ids == item.openmlid
+    same = refs.openml_ids % 2 == item.openmlid % 2
     start = time.perf_counter()
-    # Exactly what forecast_curve does, keeping the ensemble for the cross-validation.
+    # What forecast_curve does, with the curve's own data set left out of the
+    # references; the ensemble is kept for the cross-validation.
     ensemble = _fit_ensemble(
         _prepare(item.sizes, item.scores, higher_is_better=True, bounds=(0.0, 1.0))
     )
-    fc = _forecast_from(ensemble, item.at, LEVEL, _LCDB_CALIBRATION)
+    fc = _forecast_from(
+        ensemble, item.at, LEVEL, _LCDB_CALIBRATION, _DEFAULT_REF, refs=refs.where(~own)
+    )
     elapsed = time.perf_counter() - start
+    fr = _forecast_from(
+        ensemble, item.at, LEVEL, _LCDB_CALIBRATION, _LCDB_REF_CALIBRATION, refs=refs.where(~own)
+    )
+    at = np.array([item.at])
+    r = ensemble.curve.r
+
+    def nb(keep: np.ndarray) -> Neighbours:
+        return neighbour_forecast(refs.where(keep), ensemble.curve.sizes, r, at)
+
     return Outcome(
         item,
         ensemble,
@@ -142,6 +182,10 @@ def work(item: Item) -> Outcome:
         pow4_baseline(item.sizes, item.scores, item.at),
         float(item.scores[-1]),
         elapsed,
+        (fr.point, fr.low, fr.high),
+        nb(~own),
+        nb(same & ~own),
+        nb(~same),
     )
 
 
@@ -242,14 +286,95 @@ def learn_calibration(outcomes: list[Outcome], source: str) -> _Calibration:
     )
 
 
-def cross_validated(outcomes: list[Outcome]) -> list[tuple[float, float, float]]:
+def _ref_features(outcomes: list[Outcome], which: str) -> dict[str, np.ndarray]:
+    """Features of the reference path, with the neighbours ``nb_<which>``."""
+    f = _features(outcomes)
+    nbs = [getattr(o, f"nb_{which}") for o in outcomes]
+    knn = np.array([float(nb.point[0]) for nb in nbs])
+    ok = np.isfinite(knn)
+    f["ok"] = ok
+    f["knn"] = np.where(ok, knn, f["point"])
+    f["knn_spread"] = np.array(
+        [float(nb.spread[0]) if np.isfinite(nb.spread[0]) else 0.0 for nb in nbs]
+    )
+    return f
+
+
+def learn_ref_calibration(outcomes: list[Outcome], which: str, source: str) -> _RefCalibration:
+    """Learn the blend (smoothed absolute error), the scale (90% interval score), then
+    the quantile table (conformal), on curves with neighbours ``nb_<which>``."""
+    f = _ref_features(outcomes, which)
+    keep = f["ok"]
+    f = {k: v[keep] for k, v in f.items()}
+    truth = f["truth"]
+    base = _LCDB_REF_CALIBRATION
+    feats = {"par": f["point"], "knn": f["knn"], "last": f["last"], "slope": f["slope"]}
+
+    def point(b: np.ndarray) -> np.ndarray:
+        rc = replace(base, blend=tuple(float(x) for x in b))
+        return np.clip(_blend_from(rc, **feats, ratio=f["ratio"]), 0.0, 1.0)
+
+    def abs_loss(b: np.ndarray) -> float:
+        return float(np.mean(np.sqrt((point(b) - truth) ** 2 + 1e-6)))
+
+    b = minimize(abs_loss, np.zeros(6), method="L-BFGS-B").x
+    p = point(b)
+
+    def scale(v: np.ndarray) -> np.ndarray:
+        rc = replace(base, scale=tuple(float(abs(x)) for x in v[:9]))
+        return _ref_scale_from(
+            rc,
+            **feats,
+            knn_spread=f["knn_spread"],
+            spread=f["spread"],
+            rmse=f["rmse"],
+            ratio=f["ratio"],
+            n_points=f["n_points"],
+            flagged=f["flagged"],
+        )
+
+    alpha = 1.0 - LEVEL
+
+    def interval_score(v: np.ndarray) -> float:
+        s = scale(v)
+        low = np.clip(p - abs(v[9]) * s, 0.0, 1.0)
+        high = np.clip(p + abs(v[10]) * s, 0.0, 1.0)
+        miss = np.maximum(low - truth, 0.0) + np.maximum(truth - high, 0.0)
+        return float(np.mean(high - low + 2.0 / alpha * miss))
+
+    v = np.array([0.01, 0.5, 0.5, 0.3, 0.3, 0.1, 1.0, 0.5, 0.5, 1.0, 1.0])
+    for _ in range(2):
+        v = minimize(
+            interval_score, v, method="Nelder-Mead", options={"maxiter": 3000, "fatol": 1e-8}
+        ).x
+    z = (truth - p) / scale(v)
+    probs = base.tail_probs
+    return replace(
+        base,
+        blend=tuple(round(float(x), 5) for x in b),
+        scale=tuple(round(float(abs(x)), 5) for x in v[:9]),
+        z_low=tuple(round(float(np.quantile(z, q)), 4) for q in probs),
+        z_high=tuple(round(float(np.quantile(z, 1.0 - q)), 4) for q in probs),
+        source=source,
+    )
+
+
+def cross_validated(
+    outcomes: list[Outcome], *, references: bool
+) -> list[tuple[float, float, float]]:
+    """Learn everything on one parity of OpenML ids (references included), score the other."""
     out: list[tuple[float, float, float] | None] = [None] * len(outcomes)
     for parity in (0, 1):
         train = [o for o in outcomes if o.item.openmlid % 2 == parity]
         cal = learn_calibration(train, f"LCDB ids with parity {parity}")
+        rcal = (
+            learn_ref_calibration(train, "same", f"LCDB ids with parity {parity}")
+            if references
+            else None
+        )
         for i, o in enumerate(outcomes):
             if o.item.openmlid % 2 != parity:
-                fc = _forecast_from(o.ensemble, o.item.at, LEVEL, cal)
+                fc = _forecast_from(o.ensemble, o.item.at, LEVEL, cal, rcal, neighbours=o.nb_other)
                 out[i] = (fc.point, fc.low, fc.high)
     return [o for o in out if o is not None]
 
@@ -292,7 +417,23 @@ def main() -> None:
         action="store_true",
         help="also learn the interval constants on all curves and print them",
     )
+    parser.add_argument(
+        "--write-reference",
+        action="store_true",
+        help="rebuild src/payoff/analysis/data/reference_curves.npz from the public curves",
+    )
     args = parser.parse_args()
+    if args.write_reference:
+        frame = pd.read_csv(DATA)
+        curves = [
+            (int(oid), g["size_train"].to_numpy(float), g["score_valid"].to_numpy(float))
+            for (oid, _), g in frame.sort_values("size_train").groupby(["openmlid", "learner"])
+            if len(g) >= 4
+        ]
+        out = Path(__file__).parents[1] / "src/payoff/analysis/data/reference_curves.npz"
+        save_reference_curves(build_reference_curves(curves), str(out))
+        print(f"wrote {len(curves)} reference curves to {out}")
+        return
 
     items, n_curves = load_items(args.max_curves)
     print(f"LCDB public part: {n_curves} curves with >= 8 anchors, {len(items)} forecasts")
@@ -300,7 +441,8 @@ def main() -> None:
     with Pool(args.workers) as pool:
         outcomes = pool.map(work, items, chunksize=8)
     print(f"fitted in {time.perf_counter() - start:.0f} s on {args.workers} processes")
-    cv = cross_validated(outcomes)
+    cv = cross_validated(outcomes, references=_DEFAULT_REF is not None)
+    ref_cv = cross_validated(outcomes, references=True)
     times = np.array([o.forecast_s for o in outcomes]) * 1000
     print(
         f"payoff forecast time per curve: median {np.median(times):.0f} ms, "
@@ -322,11 +464,16 @@ def main() -> None:
         print(header)
         print(row("payoff", truth, np.array([outcomes[i].payoff for i in sel])))
         print(row("payoff-cv", truth, np.array([cv[i] for i in sel])))
+        print(row("ref", truth, np.array([outcomes[i].ref for i in sel])))
+        print(row("ref-cv", truth, np.array([ref_cv[i] for i in sel])))
         print(row("last", truth, np.array([[outcomes[i].last] for i in sel])))
         print(row("pow4", truth, np.array([outcomes[i].pow4 for i in sel])))
         print()
     print("payoff's interval constants were learnt on this public part (in-sample);")
     print("payoff-cv learns them on even OpenML ids and scores odd ones, and back.")
+    print("ref: the reference-curve path (off by default) with its shipped constants, each")
+    print("curve's own data set left out of the references; ref-cv: the same, learnt and")
+    print("given references from one half of the OpenML ids, scored on the other half.")
     if args.learn:
         cal = learn_calibration(
             outcomes, "LCDB 1.0 public part (accuracy curves, 121 OpenML data sets)"
@@ -336,6 +483,12 @@ def main() -> None:
         print(
             f"    tail_probs={cal.tail_probs},\n    z_low={cal.z_low},\n    z_high={cal.z_high},"
         )
+        rcal = learn_ref_calibration(
+            outcomes, "all", "LCDB 1.0 public part (121 OpenML data sets)"
+        )
+        print("\nreference-path constants (paste into _LCDB_REF_CALIBRATION):")
+        print(f"    blend={rcal.blend},\n    scale={rcal.scale},")
+        print(f"    z_low={rcal.z_low},\n    z_high={rcal.z_high},")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,20 @@ def timed(tmp: Path, name: str, extra: dict[str, object], args: list[str]) -> fl
     path.write_text(yaml.safe_dump({**STUDY, **extra}))
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "payoff", "run", str(path), "--storage", str(tmp / f"{name}.db"),
-         *args],
-        check=True, capture_output=True, text=True, cwd=tmp,
+        [
+            sys.executable,
+            "-m",
+            "payoff",
+            "run",
+            str(path),
+            "--storage",
+            str(tmp / f"{name}.db"),
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp,
     )
     return time.perf_counter() - start
 
@@ -46,8 +57,10 @@ def main() -> None:
         ray = timed(tmp, "ray", {"executor": {"kind": "ray", "address": "local"}}, [])
     print(f"16 trials, 1 local worker : {one:6.1f} s")
     print(f"16 trials, 2 local workers: {two:6.1f} s  speed-up {one / two:.2f}x")
-    print(f"16 trials, Ray (2 CPUs)   : {ray:6.1f} s  speed-up {one / ray:.2f}x "
-          "(includes starting Ray)")
+    print(
+        f"16 trials, Ray (2 CPUs)   : {ray:6.1f} s  speed-up {one / ray:.2f}x "
+        "(includes starting Ray)"
+    )
 
 
 if __name__ == "__main__":

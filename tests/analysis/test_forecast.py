@@ -13,6 +13,13 @@ import pytest
 import payoff.analysis
 from payoff import ConfigError
 from payoff.analysis import Forecast, forecast_curve, required_size
+from payoff.analysis._forecast import (
+    _LCDB_CALIBRATION,
+    _LCDB_REF_CALIBRATION,
+    _fit_ensemble,
+    _forecast_from,
+    _prepare,
+)
 
 SIZES = 100.0 * 2.0 ** np.arange(5)  # 100 ... 1600
 
@@ -217,3 +224,21 @@ def test_import_loads_no_heavy_dependency() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _with_references(scores: np.ndarray, **kwargs: object) -> Forecast:
+    curve = _prepare(SIZES, scores, **kwargs)  # type: ignore[arg-type]
+    return _forecast_from(
+        _fit_ensemble(curve), 12_800, 0.9, _LCDB_CALIBRATION, _LCDB_REF_CALIBRATION
+    )
+
+
+def test_accuracy_uses_the_reference_curves_and_other_metrics_fall_back() -> None:
+    acc = _with_references(pow3(SIZES), higher_is_better=True, bounds=(0.0, 1.0))
+    assert "reference accuracy curves" in acc.method
+    assert acc.low < acc.point < acc.high
+    err = _with_references(1.0 - pow3(SIZES), higher_is_better=False, bounds=(0.0, 1.0))
+    assert err.point == pytest.approx(1.0 - acc.point, abs=1e-9)
+    mse = 40.0 + 300.0 * (SIZES / 100.0) ** -0.7
+    unbounded = _with_references(mse, higher_is_better=False, bounds=None)
+    assert "reference curves skipped" in unbounded.method
