@@ -1,4 +1,4 @@
-"""Analysis of stored trials: return curves, forecasts and their inverses."""
+"""Analysis of stored trials: forecasts, value, Pareto fronts, risk and decisions."""
 
 from __future__ import annotations
 
@@ -10,35 +10,21 @@ from payoff.analysis._forecast import (
     forecast_curve,
     required_size,
 )
-
-__all__ = [
-    "CURVE_FAMILIES",
-    "ENSEMBLE_FAMILIES",
-    "CurveFamily",
-    "CurveFit",
-    "Forecast",
-    "Inverse",
-    "fit_curve",
-    "forecast_curve",
-    "required_size",
-]
-
-# Decisions: the value model and TCO, Pareto fronts, marginal returns, risk, recommendations.
-from payoff.analysis._marginal import (  # noqa: E402
+from payoff.analysis._marginal import (
     LeverMarginal,
     MarginalStep,
     lever_marginal,
     marginal_returns,
 )
-from payoff.analysis._pareto import (  # noqa: E402
+from payoff.analysis._pareto import (
     ParetoFront,
     ParetoPoint,
     non_dominated,
     pareto_front,
     pareto_fronts,
 )
-from payoff.analysis._recommend import Choice, Investment, Recommendation, recommend  # noqa: E402
-from payoff.analysis._risk import (  # noqa: E402
+from payoff.analysis._recommend import Choice, Investment, Recommendation, recommend
+from payoff.analysis._risk import (
     Flag,
     MetricDraw,
     RiskResult,
@@ -47,7 +33,7 @@ from payoff.analysis._risk import (  # noqa: E402
     risk_flags,
     simulate,
 )
-from payoff.analysis._value import (  # noqa: E402
+from payoff.analysis._value import (
     Assumption,
     Economics,
     Footprint,
@@ -60,12 +46,18 @@ from payoff.analysis._value import (  # noqa: E402
     value_per_prediction,
 )
 
-__all__ += [
+__all__ = [
     "Assumption",
+    "CURVE_FAMILIES",
     "Choice",
+    "CurveFamily",
+    "CurveFit",
+    "ENSEMBLE_FAMILIES",
     "Economics",
     "Flag",
     "Footprint",
+    "Forecast",
+    "Inverse",
     "Investment",
     "LeverMarginal",
     "MarginalStep",
@@ -81,12 +73,15 @@ __all__ += [
     "ValueAnalysis",
     "ValueModel",
     "economics",
+    "fit_curve",
+    "forecast_curve",
     "lever_marginal",
     "marginal_returns",
     "non_dominated",
     "pareto_front",
     "pareto_fronts",
     "recommend",
+    "required_size",
     "risk_flags",
     "simulate",
     "value_analysis",
