@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from payoff.cli import _decide  # noqa: F401
+from payoff.cli import (
+    _decide,  # noqa: F401
+    _serve,  # noqa: F401
+)
 from payoff.cli._app import app, main
 
 __all__ = ["app", "main"]

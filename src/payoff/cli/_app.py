@@ -417,8 +417,10 @@ def _print_forecast(result: Any, level: float) -> None:
 
 @app.command()
 def export(
-    target: Annotated[str, typer.Argument(help="Where to: mlflow.")],
-    study: Annotated[str, typer.Argument(help="The study's name.")],
+    target: Annotated[
+        str, typer.Argument(help="mlflow (then the study), or a study's name to export its model.")
+    ],
+    study: Annotated[str | None, typer.Argument(help="The study's name (after mlflow).")] = None,
     tracking_uri: Annotated[
         str, typer.Option("--tracking-uri", help="MLflow tracking URI (a database, or a server).")
     ] = "sqlite:///mlflow.db",
@@ -428,17 +430,40 @@ def export(
     report: Annotated[
         Path | None, typer.Option("--report", help="An HTML report to attach.")
     ] = None,
+    trial: Annotated[
+        str, typer.Option("--trial", help="Model export: best, or a trial number.")
+    ] = "best",
+    fmt: Annotated[
+        str, typer.Option("--format", help="Model export: onnx or torchscript.")
+    ] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Model export: the file to write.")
+    ] = None,
     storage: StorageOpt = None,
 ) -> None:
-    """Export a study's trials to another tool: `payoff export mlflow STUDY`."""
-    from payoff.study._mlflow import export_mlflow
-
+    """Export a study: `payoff export mlflow STUDY`, or its model:
+    `payoff export STUDY --trial best --format onnx -o model.onnx`."""
     with _user_errors():
         if target != "mlflow":
-            raise payoff.ConfigError(
-                f"unknown export target {target!r}; write: payoff export mlflow STUDY "
-                "--tracking-uri URI"
+            if study is not None:
+                raise payoff.ConfigError(
+                    f"unknown export target {target!r}; write: payoff export mlflow STUDY "
+                    "--tracking-uri URI, or payoff export STUDY --format onnx"
+                )
+            from payoff.serve import export_model
+
+            result = export_model(payoff.load(target, storage), trial, output, format=fmt)
+            console.print(
+                f"exported trial {result.trial} to {result.path} ({result.format}); outputs "
+                f"match PyTorch within {result.max_abs_diff:.2g} (tolerance "
+                f"{result.tolerance:g}) on {result.n_checked} test rows",
+                highlight=False,
             )
+            return
+        from payoff.study._mlflow import export_mlflow
+
+        if study is None:
+            raise payoff.ConfigError("write: payoff export mlflow STUDY --tracking-uri URI")
         if report is not None and not report.is_file():
             raise payoff.ConfigError(f"--report {str(report)!r} is not a file.")
         ids = export_mlflow(

@@ -1,0 +1,126 @@
+"""`payoff serve` and `payoff loadtest`: a trial's model over HTTP, and what serving it costs."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+import payoff
+from payoff.cli._app import StorageOpt, _user_errors, app, console
+
+
+@app.command()
+def serve(
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    trial: Annotated[str, typer.Option("--trial", help="best, or a trial number.")] = "best",
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option("--api-key-env", help="Environment variable holding the API key."),
+    ] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most records a request.")] = 1024,
+    storage: StorageOpt = None,
+) -> None:
+    """Serve a trial's model (ONNX Runtime): POST /predict, GET /health, GET /metrics."""
+    import uvicorn
+
+    from payoff.serve._app import create_app
+
+    with _user_errors():
+        api_key = None
+        if api_key_env is not None:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
+        s = payoff.load(study, storage)
+        web = create_app(s, trial, api_key=api_key, max_batch=max_batch)
+        model = web.state.model
+        console.print(
+            f"serving study {study!r} trial {model.trial} on http://{host}:{port} "
+            f"(log: {web.state.log.path})",
+            highlight=False,
+        )
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def loadtest(
+    url: Annotated[str, typer.Argument(help="The service's base URL, e.g. http://127.0.0.1:8000")],
+    requests: Annotated[int, typer.Option("--requests", help="Requests to send.")] = 1000,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Clients at once.")] = 8,
+    batch: Annotated[
+        int | None, typer.Option("--batch", help="Records a request [default: per scenario].")
+    ] = None,
+    scenario: Annotated[
+        str, typer.Option("--scenario", help="single-stream, server or offline.")
+    ] = "server",
+    time_limit_s: Annotated[
+        float, typer.Option("--time-limit-s", help="No request starts after this.")
+    ] = 60.0,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Send its test records, and store the price on it."),
+    ] = None,
+    hardware: Annotated[
+        str | None,
+        typer.Option("--hardware", help="Price-book entry [default: the study's, or auto]."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Environment variable with the key.")
+    ] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Load-test a service; report throughput, latency, errors and the price of 1M predictions."""
+    from payoff.serve import example_records, price_serving, run_loadtest, store_serving_price
+
+    with _user_errors():
+        s = payoff.load(study, storage) if study else None
+        api_key = os.environ.get(api_key_env) if api_key_env else None
+        result = run_loadtest(
+            url,
+            example_records(s) if s else None,
+            n_requests=requests,
+            concurrency=concurrency,
+            batch=batch,
+            scenario=scenario,
+            api_key=api_key,
+            time_limit_s=time_limit_s,
+        )
+        console.print(
+            f"{result.scenario}: {result.n_requests} requests x {result.batch} records at "
+            f"concurrency {result.concurrency} in {result.duration_s:.2f} s"
+            + (" (stopped by the time limit)" if result.stopped_early else ""),
+            highlight=False,
+        )
+        console.print(
+            f"throughput: {result.throughput_per_s:,.1f} predictions/s "
+            f"({result.requests_per_s:,.1f} requests/s)",
+            highlight=False,
+        )
+        console.print(
+            f"latency: p50 {result.latency_p50_s * 1e3:.2f} ms, p95 "
+            f"{result.latency_p95_s * 1e3:.2f} ms, p99 {result.latency_p99_s * 1e3:.2f} ms",
+            highlight=False,
+        )
+        console.print(f"errors: {result.n_errors} ({result.error_rate:.2%})", highlight=False)
+        if result.throughput_per_s <= 0:
+            raise payoff.ConfigError("no request succeeded; nothing to price.")
+        config = s.config if s else None
+        price = price_serving(
+            result,
+            hardware=hardware or (config.hardware if config else "auto"),
+            prices=config.prices if config else None,
+        )
+        console.print(
+            f"price of 1M predictions: ${price.usd_per_million:.4f} = hardware "
+            f"${price.hardware_usd_per_million:.4f} ({price.hardware}, "
+            f"${price.usd_per_hour:.4f}/h) + energy ${price.energy_usd_per_million:.4f} "
+            f"(estimate from TDP: {price.energy_kwh_per_million:.4f} kWh)",
+            highlight=False,
+        )
+        if s is not None:
+            store_serving_price(s, result, price)
+            console.print(f"stored on study {study!r} as user attr 'serving'", highlight=False)

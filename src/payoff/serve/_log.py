@@ -1,0 +1,78 @@
+"""The prediction log: every served input and prediction, in SQLite, for drift monitoring."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_s REAL NOT NULL,
+    trial INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    prediction TEXT NOT NULL
+)
+"""
+
+
+class PredictionLog:
+    """Append-only SQLite log of ``(time, trial, record, prediction)`` rows; thread-safe."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._db.commit()
+
+    def append(
+        self, trial: int, records: Sequence[dict[str, Any]], predictions: Sequence[Any]
+    ) -> None:
+        """Log one request's records and their predictions."""
+        now = time.time()
+        rows = [
+            (now, trial, json.dumps(r), json.dumps(p))
+            for r, p in zip(records, predictions, strict=True)
+        ]
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO predictions (time_s, trial, record, prediction) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+
+def read_log(
+    path: str | Path, *, trial: int | None = None, limit: int | None = None
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Return the newest logged records and predictions (oldest first), optionally one trial's."""
+    db = sqlite3.connect(Path(path))
+    try:
+        query = "SELECT record, prediction FROM predictions"
+        params: list[Any] = []
+        if trial is not None:
+            query += " WHERE trial = ?"
+            params.append(trial)
+        query += " ORDER BY id DESC"
+        if limit is not None:
+            query += " LIMIT ?"
+            params.append(limit)
+        rows = db.execute(query, params).fetchall()
+    finally:
+        db.close()
+    rows.reverse()
+    return [json.loads(r) for r, _ in rows], [json.loads(p) for _, p in rows]

@@ -1,0 +1,168 @@
+"""The prediction service through FastAPI's TestClient: answers, refusals, metrics, log."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from payoff.serve import TrainedModel, read_log
+from tests.serve.conftest import API_KEY, TestClient
+
+KEY = {"X-API-Key": API_KEY}
+
+
+def _post(client: TestClient, body: Any, **headers: str) -> Any:
+    return client.post(
+        "/predict",
+        content=json.dumps(body),
+        headers={"content-type": "application/json", **KEY, **headers},
+    )
+
+
+def test_predicts_labels_and_probabilities(
+    client: TestClient, records: list[dict[str, Any]], trained: TrainedModel, log_path: Path
+) -> None:
+    r = _post(client, {"records": records[:5]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["trial"] == trained.trial
+    X = trained.task.X_test[:5]
+    expected = trained.predict(X)
+    assert body["predictions"] == [trained.task.classes[i] for i in expected.argmax(axis=1)]
+    for probs, row in zip(body["probabilities"], expected, strict=True):
+        assert list(probs) == list(trained.task.classes)
+        assert list(probs.values()) == pytest.approx(list(row), abs=1e-4)
+    logged, predictions = read_log(log_path, limit=5)
+    assert predictions == body["predictions"] and logged == records[:5]
+
+
+def _missing(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in r.items() if k != "alcohol"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_missing, r"records\.0\.alcohol: Field required"),
+        (lambda r: {**r, "colour": 1.0}, r"records\.0\.colour: Extra inputs are not permitted"),
+        (
+            lambda r: {**r, "alcohol": "strong"},
+            r"records\.0\.alcohol: Input should be a valid number",
+        ),
+        (lambda r: {**r, "alcohol": True}, r"records\.0\.alcohol: Input should be a valid number"),
+        (lambda r: {**r, "alcohol": None}, r"records\.0\.alcohol: Input should be a valid number"),
+        (
+            lambda r: {**r, "alcohol": float("nan")},
+            r"records\.0\.alcohol: Input should be a finite",
+        ),
+        (
+            lambda r: {**r, "alcohol": float("inf")},
+            r"records\.0\.alcohol: Input should be a finite",
+        ),
+    ],
+)
+def test_bad_records_get_422(
+    client: TestClient, records: list[dict[str, Any]], change: Any, message: str
+) -> None:
+    r = _post(client, {"records": [change(records[0])]})
+    assert r.status_code == 422
+    assert re.search(message, r.json()["message"]), r.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"records": []}, 422, "at least 1 item"),
+        ({"records": "all"}, 422, "valid list"),
+        ({"rows": []}, 422, "records: Field required"),
+        ("not an object", 422, "body"),
+    ],
+)
+def test_bad_bodies(client: TestClient, body: Any, status: int, message: str) -> None:
+    r = _post(client, body)
+    assert r.status_code == status and message in r.json()["message"]
+
+
+def test_malformed_json(client: TestClient) -> None:
+    r = client.post(
+        "/predict", content=b'{"records": [', headers={"content-type": "application/json", **KEY}
+    )
+    assert r.status_code == 422 and "JSON" in r.json()["message"]
+
+
+def test_batch_over_max_batch(client: TestClient, records: list[dict[str, Any]]) -> None:
+    r = _post(client, {"records": (records * 2)[:51]})
+    assert r.status_code == 422 and "at most 50 items" in r.json()["message"]
+
+
+def test_body_over_byte_limit(client: TestClient) -> None:
+    r = client.post(
+        "/predict", content=b" " * 200_001, headers={"content-type": "application/json", **KEY}
+    )
+    assert r.status_code == 413 and "200000 bytes" in r.json()["message"]
+
+    def chunks() -> Any:  # no content-length: the limit holds while streaming too
+        for _ in range(30):
+            yield b" " * 10_000
+
+    r = client.post(
+        "/predict", content=chunks(), headers={"content-type": "application/json", **KEY}
+    )
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"), [({}, "missing API key"), ({"X-API-Key": "nope"}, "wrong API key")]
+)
+def test_api_key(
+    client: TestClient, records: list[dict[str, Any]], headers: dict[str, str], message: str
+) -> None:
+    for r in (
+        client.post("/predict", json={"records": records[:1]}, headers=headers),
+        client.get("/metrics", headers=headers),
+    ):
+        assert r.status_code == 401 and message in r.json()["message"]
+
+
+def test_health(client: TestClient, trained: TrainedModel) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok" and r.json()["trial"] == trained.trial
+    assert r.json()["features"] == list(trained.task.feature_names)
+
+
+def _counter(text: str, name: str) -> float:
+    pattern = re.escape(name) + r" ([0-9.e+]+)"
+    match = re.search(pattern, text)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_move(client: TestClient, records: list[dict[str, Any]]) -> None:
+    ok = 'payoff_requests_total{path="/predict",status="200"}'
+    bad = 'payoff_errors_total{path="/predict"}'
+    rows = "payoff_predictions_total"
+    before = client.get("/metrics", headers=KEY).text
+    _post(client, {"records": records[:3]})
+    _post(client, {"records": []})
+    after = client.get("/metrics", headers=KEY)
+    assert after.status_code == 200 and after.headers["content-type"].startswith("text/plain")
+    assert _counter(after.text, ok) == _counter(before, ok) + 1
+    assert _counter(after.text, bad) == _counter(before, bad) + 1
+    assert _counter(after.text, rows) == _counter(before, rows) + 3
+    assert "payoff_request_latency_seconds_bucket" in after.text
+
+
+def test_openapi_names_the_features(client: TestClient, trained: TrainedModel) -> None:
+    schema = client.get("/openapi.json").json()
+    record = schema["components"]["schemas"]["Record"]
+    assert set(record["required"]) == set(trained.task.feature_names)
+    assert record["additionalProperties"] is False
+
+
+def test_overflowing_values_get_422(client: TestClient, records: list[dict[str, Any]]) -> None:
+    r = _post(client, {"records": [{**records[0], "alcohol": 1e308}]})
+    assert r.status_code == 422 and "too large" in r.json()["message"]

@@ -1,0 +1,149 @@
+"""A real uvicorn server on loopback, load-tested by `payoff loadtest`; fuzzed by schemathesis."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+import payoff
+from payoff.cli import app as cli
+from payoff.serve import TrainedModel, create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(
+    served_study: payoff.Study, trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    web = create_app(
+        served_study, log_path=tmp_path_factory.mktemp("srv") / "log.db", model=trained
+    )
+    port = _free_port()
+    config = uvicorn.Config(web, host="127.0.0.1", port=port, log_level="error")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    yield url
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.slow
+def test_loadtest_prices_and_stores(server: str, served_study: payoff.Study) -> None:
+    storage = served_study.storage.removeprefix("sqlite:///")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "loadtest",
+            server,
+            "--requests",
+            "2000",
+            "--concurrency",
+            "8",
+            "--study",
+            served_study.optuna.study_name,
+            "--storage",
+            storage,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "errors: 0 (0.00%)" in result.output
+    assert "p99" in result.output and "estimate" in result.output
+    serving = payoff.load(served_study.optuna.study_name, storage).optuna.user_attrs["serving"]
+    assert serving["measured"] is True and serving["source"] == "payoff loadtest"
+    assert serving["usd_per_million"] > 0 and serving["throughput_per_s"] > 0
+    assert serving["p99_s"] > 0
+
+
+def test_loadtest_without_study_and_offline(server: str) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "loadtest",
+            server,
+            "--requests",
+            "20",
+            "--concurrency",
+            "2",
+            "--scenario",
+            "offline",
+            "--batch",
+            "16",
+            "--hardware",
+            "auto",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "offline: 20 requests x 16 records" in result.output
+    bad = CliRunner().invoke(cli, ["loadtest", server, "--scenario", "burst"])
+    assert bad.exit_code == 2 and "unknown scenario" in bad.output
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_errors(server: str) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_url(f"{server}/openapi.json")
+    failures: list[str] = []
+    for op in schema.get_all_operations():
+        operation = op.ok()
+
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        @given(case=operation.as_strategy())
+        def check(case: schemathesis.Case) -> None:
+            response = case.call(base_url=server, timeout=10)
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.path}: {response.status_code}")
+
+        check()
+    assert failures == []
+
+
+def test_serve_help_binds_loopback() -> None:
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0 and "127.0.0.1" in result.output
+
+
+def test_export_cli(served_study: payoff.Study, tmp_path: Path) -> None:
+    storage = served_study.storage.removeprefix("sqlite:///")
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            served_study.optuna.study_name,
+            "--trial",
+            "best",
+            "--format",
+            "onnx",
+            "-o",
+            str(out),
+            "--storage",
+            storage,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "tolerance" in result.output
