@@ -124,3 +124,46 @@ def loadtest(
         if s is not None:
             store_serving_price(s, result, price)
             console.print(f"stored on study {study!r} as user attr 'serving'", highlight=False)
+
+
+@app.command()
+def monitor(
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    log: Annotated[
+        str | None, typer.Option("--log", help="The service's prediction log (SQLite).")
+    ] = None,
+    trial: Annotated[
+        int | None, typer.Option("--trial", help="Only this trial's traffic.")
+    ] = None,
+    psi_threshold: Annotated[float, typer.Option("--psi-threshold")] = 0.2,
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Drift of each input and of the predictions (PSI, KS) against the training data."""
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    from payoff.serve._monitor import monitor as drift
+
+    with _user_errors():
+        report = drift(
+            payoff.load(study, storage), log_path=log, trial=trial, psi_threshold=psi_threshold
+        )
+    if as_json:
+        print(json.dumps(dataclasses.asdict(report), indent=1))
+        return
+    table = Table(
+        title=f"drift of {report.n_served} served records against "
+        f"{report.n_reference} training rows",
+        title_justify="left",
+    )
+    for col in ("input", "PSI", "KS", "KS p", "drifted"):
+        table.add_column(col, justify="right")
+    for f in sorted((*report.features, report.prediction), key=lambda f: -f.psi):
+        table.add_row(
+            f.name, f"{f.psi:.3f}", f"{f.ks:.3f}", f"{f.ks_p:.2g}", "yes" if f.drifted else ""
+        )
+    console.print(table)
+    console.print(report.message, highlight=False)

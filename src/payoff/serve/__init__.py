@@ -15,8 +15,11 @@ from payoff.serve._loadtest import (
 )
 from payoff.serve._log import PredictionLog, read_log
 from payoff.serve._model import TrainedModel, load_trained, resolve_trial
+from payoff.serve._monitor import DriftReport, FeatureDrift, monitor, psi
 
 __all__ = [
+    "DriftReport",
+    "FeatureDrift",
     "ExportFormat",
     "ExportResult",
     "LoadtestResult",
@@ -28,7 +31,9 @@ __all__ = [
     "example_records",
     "export_model",
     "load_trained",
+    "monitor",
     "price_serving",
+    "psi",
     "read_log",
     "resolve_trial",
     "run_loadtest",
