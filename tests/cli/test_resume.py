@@ -19,6 +19,16 @@ PAYOFF = [sys.executable, "-m", "payoff"]
 N_PLANNED = 8
 
 
+def _study24(tmp_path: Path) -> Path:
+    """The 24-trial study the many-workers checks run: small, quick trials."""
+    return write_study(
+        tmp_path / "s.yaml",
+        levers={"data": [0.25, 0.5, 0.75, 1.0], "compute": [4, 6, 8]},
+        train={"model": "small", "batch_size": 8, "patience": None},
+        seeds=2,
+    )
+
+
 def _study(tmp_path: Path) -> Path:
     return write_study(
         tmp_path / "s.yaml",
@@ -103,7 +113,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_is_kept(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_two_workers_run_every_trial_exactly_once(tmp_path: Path) -> None:
-    study, db = _study(tmp_path), tmp_path / "p.db"
+    study, db = _study24(tmp_path), tmp_path / "p.db"
     done = subprocess.run(
         [*PAYOFF, "run", str(study), "--storage", str(db), "--jobs", "2"],
         capture_output=True,
@@ -113,7 +123,7 @@ def test_two_workers_run_every_trial_exactly_once(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     completed = Counter(_completed(db))
-    assert len(completed) == N_PLANNED and set(completed.values()) == {1}
+    assert len(completed) == 24 and set(completed.values()) == {1}
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
         owners = con.execute(
             "SELECT COUNT(DISTINCT json_extract(value_json, '$.pid')) FROM trial_user_attributes "
@@ -134,7 +144,7 @@ def _children(pid: int) -> list[int]:
 def test_killing_a_worker_or_the_coordinator_then_rerunning_runs_every_trial_once(
     tmp_path: Path, victim: str
 ) -> None:
-    study, db = _study(tmp_path), tmp_path / "p.db"
+    study, db = _study24(tmp_path), tmp_path / "p.db"
     proc = subprocess.Popen(
         [*PAYOFF, "run", str(study), "--storage", str(db), "--jobs", "2"],
         stdout=subprocess.PIPE,
@@ -150,4 +160,4 @@ def test_killing_a_worker_or_the_coordinator_then_rerunning_runs_every_trial_onc
     time.sleep(2)  # orphaned workers notice their coordinator is gone within a second
     _finish(study, db)
     done = Counter(_completed(db))
-    assert len(done) == N_PLANNED and set(done.values()) == {1}
+    assert len(done) == 24 and set(done.values()) == {1}

@@ -42,3 +42,52 @@ def test_four_workers_on_postgresql_run_every_trial_exactly_once(tmp_path: Path)
             cwd=tmp_path,
         )
         assert listed.returncode == 0 and len(listed.stdout.strip().splitlines()) == 25
+
+
+@pytest.mark.slow
+def test_a_worker_killed_midway_then_a_rerun_runs_every_trial_once(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    study = write_study(
+        tmp_path / "s.yaml",
+        levers={"data": [0.25, 0.5, 0.75, 1.0], "compute": [4, 6, 8]},
+        train={"model": "small", "batch_size": 8, "patience": None},
+        seeds=2,
+    )
+    args = [sys.executable, "-m", "payoff", "run", str(study), "--jobs", "2"]
+    with postgres_server() as url:
+        proc = subprocess.Popen(
+            [*args, "--storage", url],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+        def complete() -> list[str]:
+            try:
+                trials = optuna.load_study(study_name="tiny", storage=url).trials
+            except KeyError:  # the study is not created yet
+                return []
+            return [t.user_attrs["plan_key"] for t in trials if t.state.name == "COMPLETE"]
+
+        deadline = time.monotonic() + 300
+        while len(complete()) < 3:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        workers = [
+            c.pid
+            for c in psutil.Process(proc.pid).children()
+            if "spawn_main" in " ".join(c.cmdline())
+        ]
+        os.kill(workers[0], signal.SIGKILL)
+        proc.wait(timeout=300)
+        done = subprocess.run(
+            [*args, "--storage", url], capture_output=True, text=True, timeout=600, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        counts = Counter(complete())
+        assert len(counts) == 24 and set(counts.values()) == {1}
