@@ -9,22 +9,17 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.conftest import free_port
+
 
 def _as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -34,7 +29,7 @@ def postgres_server() -> Iterator[str]:
     assert found, "PostgreSQL is not installed: run scripts/setup.sh (apt-get install postgresql)"
     bindir = Path(found[-1]).parent
     root = Path(tempfile.mkdtemp(prefix="payoff-pg-"))
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
 

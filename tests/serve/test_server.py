@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,12 +15,7 @@ from typer.testing import CliRunner
 import payoff
 from payoff.cli import app as cli
 from payoff.serve import TrainedModel, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +25,7 @@ def server(
     web = create_app(
         served_study, log_path=tmp_path_factory.mktemp("srv") / "log.db", model=trained
     )
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(web, host="127.0.0.1", port=port, log_level="error")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,7 @@ from pathlib import Path
 import pytest
 
 import payoff
-from tests.conftest import write_study
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.conftest import free_port, write_study
 
 
 def _get(url: str) -> dict[str, object]:
@@ -30,7 +23,7 @@ def _get(url: str) -> dict[str, object]:
 @pytest.mark.slow
 def test_optuna_dashboard_shows_every_measurement(tmp_path: Path) -> None:
     study = payoff.run(write_study(tmp_path / "s.yaml"), storage=tmp_path / "p.db")
-    port = _free_port()
+    port = free_port()
     dashboard = [
         str(Path(sys.executable).with_name("optuna-dashboard")),
         f"sqlite:///{tmp_path / 'p.db'}",

@@ -7,6 +7,8 @@ with the reason, or queued again while ``executor.retries`` allows.
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,13 @@ from optuna.trial import TrialState
 
 from payoff._errors import ConfigError
 from payoff.config import StudyConfig
-from payoff.study._runner import RunObserver
+from payoff.study._runner import RunObserver, _prepare, _Prepared
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(config_json: str) -> _Prepared:
+    # A Ray worker process runs many trials of one study: check and warm up once, not per trial.
+    return _prepare(StudyConfig.model_validate(json.loads(config_json)), None)
 
 
 def _ray_trial(
@@ -23,17 +31,15 @@ def _ray_trial(
 ) -> dict[str, Any]:
     """Run one claimed trial on a Ray worker; return what the coordinator shows."""
     from payoff.study._design import plan_trials
-    from payoff.study._runner import _energy_meter, _prepare, _run_one
+    from payoff.study._runner import _ready, _run_one
     from payoff.study._storage import artifact_store, open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    config = StudyConfig.model_validate(config_json)
-    prepared = _prepare(config, None)
+    prepared = _prepared(json.dumps(config_json, sort_keys=True))
+    config = prepared.config
     study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
     trial = optuna.trial.Trial(study, trial_id)
-    book = prepared.book
-    energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
-    prepared.warm_up()
+    energy = _ready(prepared)
     seen: dict[str, Any] = {}
 
     class Keep(RunObserver):

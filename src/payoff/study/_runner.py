@@ -429,6 +429,14 @@ def _energy_meter(country_iso_code: str, gco2_per_kwh: float) -> EnergyMeter:
     return meter
 
 
+def _ready(prepared: _Prepared) -> EnergyMeter:
+    """Return this process's energy meter, with CodeCarbon and torch warmed up (once each)."""
+    book = prepared.book
+    energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
+    prepared.warm_up()
+    return energy
+
+
 def _run_waiting(
     study: optuna.Study,
     prepared: _Prepared,
@@ -448,9 +456,7 @@ def _run_waiting(
                 f"{stop}; {n_left} planned trials not started. Raise the budget "
                 "and run again to continue."
             )
-        book = prepared.book
-        energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
-        prepared.warm_up()
+        energy = _ready(prepared)
         trial = claim(study, distributions)
         if trial is None:
             break  # other workers took the last queued trials
