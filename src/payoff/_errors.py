@@ -5,7 +5,8 @@ PayoffError
 ├── PriceNotFoundError(LookupError) a price-book entry does not exist
 ├── StudyNotFoundError(LookupError) no such study in the storage
 └── TrialError(RuntimeError)        a trial failed; stored as failed with this reason
-    └── DivergedError               the loss became NaN or infinite
+    ├── DivergedError               the loss became NaN or infinite
+    └── TrialSkipped                the setting cannot run on this hardware; stored as skipped
 """
 
 from __future__ import annotations
@@ -33,3 +34,10 @@ class TrialError(PayoffError, RuntimeError):
 
 class DivergedError(TrialError):
     """The training loss became NaN or infinite."""
+
+
+class TrialSkipped(TrialError):
+    """The trial's setting cannot run here (e.g. a precision the device lacks).
+
+    Stored as skipped (Optuna's PRUNED state) with the reason; a rerun does not retry it.
+    """

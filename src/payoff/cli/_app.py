@@ -136,6 +136,8 @@ class _Progress(payoff.RunObserver):
         status = (
             f"{self.metric}={value:.4f}"
             if state == "COMPLETE"
+            else f"[yellow]skipped:[/] {attrs.get('skip_reason', '')}"
+            if state == "SKIPPED"
             else f"[red]failed:[/] {attrs.get('fail_reason', '')}"
         )
         self.progress.console.print(
@@ -216,12 +218,14 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
     metric = study.config.task.metric
     complete = frame[frame["state"] == "COMPLETE"]
     failed = frame[frame["state"] == "FAIL"]
+    skipped = frame[frame["state"] == "PRUNED"]
     key = [c for c in (*study.config.lever_values(), "seed") if c in frame.columns]
     primary = [c for c in (f"val_{metric}", f"test_{metric}") if c in frame.columns]
     if primary and not complete.empty:
         ascending = study.optuna.direction.name == "MINIMIZE"
         complete = complete.sort_values(primary[-1], ascending=ascending)
     head = f"{study.name}: {len(complete)} complete, {len(failed)} failed"
+    head += f", {len(skipped)} skipped" if len(skipped) else ""
     if full:
         for split in ("val", "test"):
             metrics = sorted(c for c in frame.columns if c.startswith(f"{split}_"))
@@ -235,6 +239,8 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
         console.print(_table(head, shown, [*key, *primary, *_BRIEF]))
     for _, row in failed.iterrows():
         console.print(f"  trial {row['number']} failed: {row['fail_reason']}", highlight=False)
+    for _, row in skipped.iterrows():
+        console.print(f"  trial {row['number']} skipped: {row['skip_reason']}", highlight=False)
     if complete.empty:
         return
     first = complete.iloc[0]

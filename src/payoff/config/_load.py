@@ -103,6 +103,14 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: levers.{name}: settings must be numbers or strings, got {values!r}."
             )
+    for grade in config.levers.label_quality or ():
+        if grade not in config.labels.grades:
+            known = ", ".join(config.labels.grades) or "none defined"
+            raise ConfigError(
+                f"{source}: levers.label_quality: {grade!r} is not a grade in labels.grades "
+                f"({known}). Define it, e.g. labels: {{grades: {{{grade}: {{usd_per_example: "
+                "0.05, error_rate: 0.1}}}}."
+            )
     for value in config.levers.data or ():
         if value > 1 and value != int(value):
             raise ConfigError(

@@ -18,6 +18,11 @@ from pydantic import (
 ModelFamily = Literal["linear", "mlp", "cnn"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 DesignName = Literal["grid", "random", "pilot"]
+PrecisionName = Literal["fp32", "tf32", "bf16", "fp16"]
+PretrainingName = Literal["scratch", "frozen", "finetune"]
+# none | int8 | prune-N (N% of weights, by magnitude) | prune-N-ft (then fine-tuned)
+CompressionName = Annotated[str, Field(pattern=r"^(none|int8|prune-[1-9][0-9]?(-ft)?)$")]
+AugmentationName = Literal["none", "auto", "noise", "shift", "crop", "shift+noise"]
 # A model size: a preset name or explicit hidden widths (MLP units / CNN channels).
 ModelSize = Literal["small", "medium", "large"] | Annotated[list[PositiveInt], Field(min_length=1)]
 Scalar = bool | int | float | str
@@ -62,6 +67,14 @@ class LeversConfig(BaseModel):
     optimizer: Annotated[list[OptimizerName], Field(min_length=1)] | None = None
     lr: Annotated[list[PositiveFloat], Field(min_length=1)] | None = None
     batch_size: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    precision: Annotated[list[PrecisionName], Field(min_length=1)] | None = None
+    augmentation: Annotated[list[AugmentationName], Field(min_length=1)] | None = None
+    # Names of grades in ``labels.grades``: a price and an error rate each.
+    label_quality: Annotated[list[str], Field(min_length=1)] | None = None
+    # Data-parallel training processes per trial.
+    parallelism: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    pretraining: Annotated[list[PretrainingName], Field(min_length=1)] | None = None
+    compression: Annotated[list[CompressionName], Field(min_length=1)] | None = None
 
 
 class TrainConfig(_Strict):
@@ -84,11 +97,27 @@ class BudgetConfig(_Strict):
     hours: PositiveFloat | None = None
 
 
+class LabelGrade(_Strict):
+    """A grade of labels: what one costs and how often it is wrong.
+
+    ``usd_per_example`` defaults to the price book's price for the grade's name (a kind
+    such as crowd or expert). Wrong labels are simulated: payoff flips ``error_rate`` of
+    the training labels to another class (seeded), and the ledger says so.
+    """
+
+    usd_per_example: NonNegativeFloat | None = None
+    error_rate: float = Field(ge=0, lt=1)
+
+
 class LabelsConfig(_Strict):
-    """The price of a labelled example: explicit, or a price-book kind (crowd, expert, ...)."""
+    """The price of a labelled example: explicit, or a price-book kind (crowd, expert, ...).
+
+    ``grades`` names the label qualities the ``label_quality`` lever compares.
+    """
 
     usd_per_example: NonNegativeFloat | None = None
     kind: str = "crowd"
+    grades: dict[str, LabelGrade] = Field(default_factory=dict)
 
 
 class ValueConfig(_Strict):

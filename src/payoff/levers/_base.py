@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -23,6 +24,20 @@ class RunPlan:
     weight_decay: float
     dropout: float
     patience: int | None
+    precision: str = "fp32"
+    augmentation: str = "none"
+    label_quality: str | None = None  # a grade from the study's labels.grades; None: clean
+    workers: int = 1  # data-parallel training processes
+    pretraining: str = "scratch"
+    compression: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelGradePrice:
+    """A grade of labels as a trial uses it: the price of one and how often one is wrong."""
+
+    usd_per_example: float
+    error_rate: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +45,15 @@ class LeverPrices:
     """The prices a lever may need to cost its setting."""
 
     labels_usd_per_example: float
+    label_grades: Mapping[str, LabelGradePrice] = field(default_factory=dict)
+
+    def label_usd(self, grade: str | None) -> float:
+        """Return the price of one label of ``grade`` (None: the study's label price)."""
+        return (
+            self.labels_usd_per_example
+            if grade is None
+            else self.label_grades[grade].usd_per_example
+        )
 
 
 class Lever(ABC):

@@ -24,4 +24,4 @@ class DataLever(Lever):
         return dataclasses.replace(plan, n_train=n_examples(float(value), len(task.y_train)))
 
     def cost_usd(self, plan: RunPlan, prices: LeverPrices) -> dict[str, float]:
-        return {"cost_usd_labels": plan.n_train * prices.labels_usd_per_example}
+        return {"cost_usd_labels": plan.n_train * prices.label_usd(plan.label_quality)}

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 
 from payoff.config import StudyConfig
-from payoff.levers import LEVERS, LeverPrices, RunPlan, model_size
+from payoff.levers import (
+    LEVERS,
+    NOISE_METHOD,
+    LabelGradePrice,
+    LeverPrices,
+    RunPlan,
+    corrupt_labels,
+    model_size,
+)
 from payoff.returns import measure_inference
 from payoff.study._trial import Trial
 from payoff.tasks import Task, load_task, nested_subset
@@ -38,6 +47,21 @@ def base_plan(config: StudyConfig, task: Task) -> RunPlan:
     )
 
 
+def _with_wrong_labels(task: Task, rows: np.ndarray, grade: LabelGradePrice, trial: Trial) -> Task:
+    """Return the task with a grade's share of the training rows' labels made wrong."""
+    y_rows, wrong = corrupt_labels(
+        task.y_train[rows], grade.error_rate, n_classes=task.n_classes, seed=trial.seed
+    )
+    y_train = task.y_train.copy()
+    y_train[rows] = y_rows
+    trial.record(
+        label_error_rate=grade.error_rate,
+        labels_wrong=len(wrong),
+        label_noise_method=NOISE_METHOD,
+    )
+    return dataclasses.replace(task, y_train=y_train)
+
+
 def builtin_trial(trial: Trial, prices: LeverPrices) -> dict[str, float]:
     """Run one built-in trial and return its validation and test metrics."""
     from payoff.train import predict, score, train_model
@@ -52,6 +76,8 @@ def builtin_trial(trial: Trial, prices: LeverPrices) -> dict[str, float]:
     for name in trial.setting:
         trial.record(**LEVERS[name].cost_usd(plan, prices))
     rows = nested_subset(task.y_train, plan.n_train, seed=trial.seed)
+    if plan.label_quality is not None:
+        task = _with_wrong_labels(task, rows, prices.label_grades[plan.label_quality], trial)
     result = train_model(
         task,
         plan,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from payoff.config import StudyConfig
+    from payoff.levers import LabelGradePrice
     from payoff.meter import Reading
     from payoff.prices import HardwarePrice, PriceBook
 
@@ -84,6 +85,23 @@ def labels_usd_per_example(config: StudyConfig, book: PriceBook) -> float:
     if config.labels.usd_per_example is not None:
         return config.labels.usd_per_example
     return book.label_price(config.labels.kind).value
+
+
+def label_grades(config: StudyConfig, book: PriceBook) -> dict[str, LabelGradePrice]:
+    """Return the study's label grades priced: their own price, or the book's for the name."""
+    from payoff._errors import ConfigError, PriceNotFoundError
+    from payoff.levers import LabelGradePrice
+
+    grades = {}
+    for name, grade in config.labels.grades.items():
+        usd = grade.usd_per_example
+        if usd is None:
+            try:
+                usd = book.label_price(name).value
+            except PriceNotFoundError as err:
+                raise ConfigError(f"labels.grades.{name}: give usd_per_example ({err})") from None
+        grades[name] = LabelGradePrice(usd_per_example=usd, error_rate=grade.error_rate)
+    return grades
 
 
 def spend_usd(attrs: Mapping[str, Any]) -> float:

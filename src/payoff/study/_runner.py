@@ -23,11 +23,11 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
-from payoff._errors import ConfigError, TrialError
+from payoff._errors import ConfigError, TrialError, TrialSkipped
 from payoff.config import StudyConfig, load_config
 from payoff.levers import LeverPrices
 from payoff.study._design import PlannedTrial, encode, plan_trials
-from payoff.study._ledger import labels_usd_per_example, ledger, spend_usd
+from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, spend_usd
 from payoff.study._storage import artifact_store, open_storage, storage_url
 from payoff.study._study import Study
 from payoff.study._trial import Trial
@@ -90,7 +90,9 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
                 f"task.model: 'cnn' needs image-shaped rows and {config.task.dataset} has none; "
                 "use model: mlp or linear."
             )
-        prices = LeverPrices(labels_usd_per_example=labels)
+        prices = LeverPrices(
+            labels_usd_per_example=labels, label_grades=label_grades(config, book)
+        )
         fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices))
 
         def warm() -> None:
@@ -387,7 +389,7 @@ def _enqueue_missing(
     n_done = 0
     for t in study.get_trials(deepcopy=False):
         key = t.user_attrs.get("plan_key")
-        if t.state == TrialState.COMPLETE or (
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
             t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and not retry_failed
         ):
             n_done += key is not None and key not in taken
@@ -520,11 +522,13 @@ def _run_one(
     )
     observer.on_trial_start(trial.number, key)
     returns: Mapping[str, float] = {}
-    failure: str | None = None
+    failure = skipped = None
     try:
         with measure(f"trial-{trial.number}", energy=energy) as meter:
             try:
                 returns = prepared.function(context)
+            except TrialSkipped as err:
+                skipped = str(err)
             except TrialError as err:
                 failure = str(err)
             except Exception as err:  # a trial's bug is its result: stored, study goes on
@@ -549,7 +553,9 @@ def _run_one(
     }
     attrs.update({k: float(v) for k, v in returns.items()})
     value = _objective(returns, config)
-    if failure is None and value is None:
+    if skipped is not None:
+        attrs["skip_reason"] = skipped
+    elif failure is None and value is None:
         failure = (
             f"the trial function returned no finite {config.task.metric!r} "
             f"(it returned {sorted(returns)})"
@@ -560,12 +566,16 @@ def _run_one(
     with _deferred_interrupts():  # a trial is stored whole or not at all
         for name, v in attrs.items():
             trial.set_user_attr(name, v)
-        if failure is None:
+        if skipped is not None:
+            _logger.info("trial %d skipped: %s", trial.number, skipped)
+            study.tell(trial, state=TrialState.PRUNED)
+        elif failure is None:
             study.tell(trial, value)
         else:
             _logger.warning("trial %d failed: %s", trial.number, failure)
             study.tell(trial, state=TrialState.FAIL)
-    observer.on_trial_end(trial.number, key, "COMPLETE" if failure is None else "FAIL", attrs)
+    state = "SKIPPED" if skipped else "COMPLETE" if failure is None else "FAIL"
+    observer.on_trial_end(trial.number, key, state, attrs)
 
 
 def _objective(returns: Mapping[str, float], config: StudyConfig) -> float | None:

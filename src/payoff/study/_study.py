@@ -60,7 +60,7 @@ class Study:
         self, states: tuple[TrialState, ...] | None = None
     ) -> list[optuna.trial.FrozenTrial]:
         """Return the study's trials (finished ones by default), in the order they ran."""
-        states = states or (TrialState.COMPLETE, TrialState.FAIL)
+        states = states or (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
         return self.optuna.get_trials(deepcopy=False, states=states)
 
     def curve(self, number: int) -> list[dict[str, float]]:
@@ -69,7 +69,7 @@ class Study:
         return list(json.loads(trial.user_attrs.get("curve", "[]")))
 
     def trials_frame(self, *, include_failed: bool = True) -> pd.DataFrame:
-        """Return one row a trial: settings, returns, costs, and why a trial failed.
+        """Return one row a trial: settings, returns, costs, and why a trial failed or skipped.
 
         Trials interrupted by a killed process or Ctrl-C are left out: they were run again.
         """
@@ -78,7 +78,7 @@ class Study:
         rows: list[dict[str, Any]] = []
         for t in self.trials():
             attrs = t.user_attrs
-            if attrs.get("interrupted") or (t.state == TrialState.FAIL and not include_failed):
+            if attrs.get("interrupted") or (t.state != TrialState.COMPLETE and not include_failed):
                 continue
             row: dict[str, Any] = {"number": t.number, "state": t.state.name}
             row |= {k: v for k, v in t.params.items()}
@@ -89,7 +89,15 @@ class Study:
             return frame
         lead = ["number", "state", *self.config.lever_values(), "seed"]
         returns = sorted(c for c in frame.columns if c.startswith(("val_", "test_")))
-        known = [*lead, *returns, *RETURN_FIELDS, *COST_FIELDS, *METHOD_FIELDS, "fail_reason"]
+        known = [
+            *lead,
+            *returns,
+            *RETURN_FIELDS,
+            *COST_FIELDS,
+            *METHOD_FIELDS,
+            "fail_reason",
+            "skip_reason",
+        ]
         ordered = [c for c in known if c in frame.columns]
         rest = sorted(c for c in frame.columns if c not in ordered)
         return frame[ordered + rest].reset_index(drop=True)
