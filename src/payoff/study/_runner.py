@@ -31,6 +31,7 @@ from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, s
 from payoff.study._storage import artifact_store, open_storage, storage_url
 from payoff.study._study import Study
 from payoff.study._trial import Trial
+from payoff.tasks._augment import augmenter
 
 if TYPE_CHECKING:
     from payoff.meter import EnergyMeter
@@ -90,6 +91,8 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
                 f"task.model: 'cnn' needs image-shaped rows and {config.task.dataset} has none; "
                 "use model: mlp or linear."
             )
+        for name in config.levers.augmentation or ():
+            augmenter(name, task)  # a preset that does not fit the rows is a usage error
         prices = LeverPrices(
             labels_usd_per_example=labels, label_grades=label_grades(config, book)
         )
