@@ -62,12 +62,11 @@ def _with_wrong_labels(task: Task, rows: np.ndarray, grade: LabelGradePrice, tri
     return dataclasses.replace(task, y_train=y_train)
 
 
-def builtin_trial(trial: Trial, prices: LeverPrices) -> dict[str, float]:
-    """Run one built-in trial and return its validation and test metrics."""
+def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, float]:
+    """Run one built-in trial on ``task`` and return its validation and test metrics."""
     from payoff.train import predict, score, train_model
 
     config = trial.config
-    task = task_of(config)
     metric = config.task.metric
     assert metric is not None  # filled in by the runner
     plan = base_plan(config, task)

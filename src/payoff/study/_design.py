@@ -29,11 +29,12 @@ def encode(lever: str, value: Any) -> Any:
     return LEVERS[lever].encode(value) if lever in LEVERS else value
 
 
-def plan_trials(config: StudyConfig) -> list[PlannedTrial]:
+def plan_trials(config: StudyConfig, data_version: int = 0) -> list[PlannedTrial]:
     """Return the trials a study plans, in the order they run.
 
     ``grid`` runs every combination; ``random`` draws ``n_trials`` distinct combinations,
-    seeded by the study name so a rerun draws the same ones.
+    seeded by the study name so a rerun draws the same ones. Once feedback has grown the
+    training set (``data_version`` > 0), the plan is new: every setting runs again.
     """
     levers = config.lever_values()
     combos = [
@@ -47,5 +48,7 @@ def plan_trials(config: StudyConfig) -> list[PlannedTrial]:
     for setting in combos:
         for seed in range(config.seeds):
             parts = [f"{name}={encode(name, v)}" for name, v in setting.items()] + [f"seed={seed}"]
+            if data_version:
+                parts.append(f"data_version={data_version}")
             planned.append(PlannedTrial(key="|".join(parts), setting=setting, seed=seed))
     return planned

@@ -17,13 +17,17 @@ from optuna.trial import TrialState
 
 from payoff._errors import ConfigError
 from payoff.config import StudyConfig
+from payoff.study._feedback import data_version
 from payoff.study._runner import RunObserver, _prepare, _Prepared
+from payoff.study._storage import open_storage
 
 
 @functools.lru_cache(maxsize=4)
-def _prepared(config_json: str) -> _Prepared:
+def _prepared(config_json: str, url: str, version: int) -> _Prepared:
     # A Ray worker process runs many trials of one study: check and warm up once, not per trial.
-    return _prepare(StudyConfig.model_validate(json.loads(config_json)), None)
+    config = StudyConfig.model_validate(json.loads(config_json))
+    study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
+    return _prepare(config, None, study)
 
 
 def _ray_trial(
@@ -32,12 +36,14 @@ def _ray_trial(
     """Run one claimed trial on a Ray worker; return what the coordinator shows."""
     from payoff.study._design import plan_trials
     from payoff.study._runner import _ready, _run_one
-    from payoff.study._storage import artifact_store, open_storage
+    from payoff.study._storage import artifact_store
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prepared = _prepared(json.dumps(config_json, sort_keys=True))
+    study = optuna.load_study(
+        study_name=config_json["study"], storage=open_storage(url, create=False)
+    )
+    prepared = _prepared(json.dumps(config_json, sort_keys=True), url, data_version(study))
     config = prepared.config
-    study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
     trial = optuna.trial.Trial(study, trial_id)
     energy = _ready(prepared)
     seen: dict[str, Any] = {}
@@ -46,7 +52,7 @@ def _ray_trial(
         def on_trial_end(self, number: int, key: str, state: str, attrs: Any) -> None:
             seen.update(state=state, attrs={k: v for k, v in attrs.items() if k != "curve"})
 
-    by_key = {p.key: p for p in plan_trials(config)}
+    by_key = {p.key: p for p in plan_trials(config, prepared.data_version)}
     _run_one(study, trial, prepared, by_key, artifact_store(url, artifacts), energy, Keep())
     return seen
 

@@ -27,6 +27,7 @@ from payoff._errors import ConfigError, TrialError, TrialSkipped
 from payoff.config import StudyConfig, load_config
 from payoff.levers import LeverPrices
 from payoff.study._design import PlannedTrial, encode, plan_trials
+from payoff.study._feedback import data_version, records, with_feedback
 from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, spend_usd
 from payoff.study._storage import artifact_store, open_storage, storage_url
 from payoff.study._study import Study
@@ -68,10 +69,16 @@ class _Prepared:
     direction: str
     warm_up: Callable[[], None]
     n_available: int | None
+    data_version: int = 0
 
 
-def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
-    """Check everything that needs no storage, so bad input never touches stored results."""
+def _prepare(
+    config: StudyConfig, function: TrialFunction | None, study: optuna.Study | None = None
+) -> _Prepared:
+    """Check everything that needs no storage, so bad input never touches stored results.
+
+    With the stored ``study``, its feedback rows join the training set.
+    """
     from payoff.prices import load_price_book, resolve_hardware
     from payoff.returns import METRICS, check_metric
     from payoff.study._builtin import builtin_trial, task_of
@@ -80,8 +87,11 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
     hardware = resolve_hardware(book, config.hardware)
     labels = labels_usd_per_example(config, book)
     metric = config.task.metric
+    version = 0 if study is None else data_version(study)
     if config.task.dataset is not None:
         task = task_of(config)
+        if version:
+            task = with_feedback(task, records(study))
         metric = metric or ("accuracy" if task.kind == "classification" else "r2")
         check_metric(metric, task.kind)
         for name in [*config.target, *(config.pilot.target or {})]:
@@ -96,7 +106,7 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
         prices = LeverPrices(
             labels_usd_per_example=labels, label_grades=label_grades(config, book)
         )
-        fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices))
+        fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices, task))
 
         def warm() -> None:
             from payoff.train import warm_up
@@ -114,7 +124,7 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
     direction = config.task.direction or (
         METRICS[metric].direction if metric in METRICS else "maximize"
     )
-    n_available = len(task_of(config).y_train) if config.task.dataset is not None else None
+    n_available = len(task.y_train) if config.task.dataset is not None else None
     if config.design == "pilot" and n_available is None:
         raise ConfigError(
             "design 'pilot' runs built-in tasks (task.dataset); for your own trial function, "
@@ -122,7 +132,7 @@ def _prepare(config: StudyConfig, function: TrialFunction | None) -> _Prepared:
         )
     # Once per run: warming up again between pilot rungs would waste time.
     return _Prepared(
-        config, fn, book, hardware, labels, direction, functools.cache(warm), n_available
+        config, fn, book, hardware, labels, direction, functools.cache(warm), n_available, version
     )
 
 
@@ -191,11 +201,13 @@ def run(
     optuna_study.set_user_attr("config", config.model_dump(mode="json"))
     optuna_study.set_user_attr("payoff_version", _version())
     _fail_orphans(optuna_study)
+    if data_version(optuna_study):
+        prepared = _prepare(config, function, optuna_study)
     result = Study(optuna_study, storage=url, artifacts=artifacts)
     if config.design == "pilot":
         observer.on_stop(_run_pilot(optuna_study, prepared, result, observer, retry_failed))
         return result
-    planned = plan_trials(config)
+    planned = plan_trials(config, prepared.data_version)
     optuna_study.set_user_attr("n_planned", len(planned))
     n_done, n_todo = _enqueue_missing(optuna_study, planned, retry_failed=retry_failed)
     observer.on_plan(
@@ -555,6 +567,8 @@ def _run_one(
         ),
     }
     attrs.update({k: float(v) for k, v in returns.items()})
+    if prepared.data_version:
+        attrs["data_version"] = prepared.data_version
     value = _objective(returns, config)
     if skipped is not None:
         attrs["skip_reason"] = skipped

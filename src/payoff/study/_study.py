@@ -68,17 +68,28 @@ class Study:
         trial = self.optuna.trials[number]
         return list(json.loads(trial.user_attrs.get("curve", "[]")))
 
-    def trials_frame(self, *, include_failed: bool = True) -> pd.DataFrame:
+    def trials_frame(
+        self, *, include_failed: bool = True, all_versions: bool = False
+    ) -> pd.DataFrame:
         """Return one row a trial: settings, returns, costs, and why a trial failed or skipped.
 
         Trials interrupted by a killed process or Ctrl-C are left out: they were run again.
+        Once feedback has grown the training set, only trials on the current data version
+        are returned, unless ``all_versions``.
         """
         import pandas as pd
 
+        from payoff.study._feedback import data_version
+
+        current = data_version(self.optuna)
         rows: list[dict[str, Any]] = []
         for t in self.trials():
             attrs = t.user_attrs
-            if attrs.get("interrupted") or (t.state != TrialState.COMPLETE and not include_failed):
+            if (
+                attrs.get("interrupted")
+                or (t.state != TrialState.COMPLETE and not include_failed)
+                or (not all_versions and attrs.get("data_version", 0) != current)
+            ):
                 continue
             row: dict[str, Any] = {"number": t.number, "state": t.state.name}
             row |= {k: v for k, v in t.params.items()}

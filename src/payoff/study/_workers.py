@@ -63,11 +63,13 @@ def _worker(
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = StudyConfig.model_validate(config_json)
-    prepared = _prepare(config, None)
     study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
+    prepared = _prepare(config, None, study)
     result = Study(study, storage=url, artifacts=artifacts)
     try:
-        stop = _run_waiting(study, prepared, plan_trials(config), result, _Forward(events))
+        stop = _run_waiting(
+            study, prepared, plan_trials(config, prepared.data_version), result, _Forward(events)
+        )
     except KeyboardInterrupt:
         stop = "interrupted"
     events.put(("stop", os.getpid(), stop))

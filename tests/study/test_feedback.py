@@ -1,0 +1,100 @@
+"""`payoff feedback`: labelled rows join the training set; the next run trains on them."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_wine
+from typer.testing import CliRunner
+
+import payoff
+from payoff.cli import app
+from tests.conftest import write_study
+
+runner = CliRunner()
+
+
+def _wine_rows(n: int, *, seed: int = 0) -> pd.DataFrame:
+    """Real wine rows as a labeller would return them: the features and the class name."""
+    data = load_wine(as_frame=True)
+    frame = data.frame.sample(n, random_state=seed).reset_index(drop=True)
+    frame["label"] = [data.target_names[i] for i in frame.pop("target")]
+    return frame
+
+
+@pytest.fixture
+def wine(tmp_path: Path) -> tuple[Path, Path]:
+    path = write_study(tmp_path / "s.yaml", levers={"data": [1.0]})
+    db = tmp_path / "p.db"
+    payoff.run(path, storage=db)
+    return path, db
+
+
+def test_feedback_rows_join_training_and_are_priced_on_the_next_run(
+    wine: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, db = wine
+    before = payoff.load("tiny", db).trials_frame()
+    n_before = int(before["n_train"].iloc[0])
+    csv = tmp_path / "labels.csv"
+    _wine_rows(40).to_csv(csv, index=False)
+    result = runner.invoke(
+        app, ["feedback", "tiny", str(csv), "--storage", str(db), "--usd-per-label", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "added 40 labelled rows" in result.output and "$20.00" in result.output
+    assert f"now {n_before + 40} rows" in result.output
+
+    study = payoff.run(path, storage=db)
+    frame = study.trials_frame()
+    assert len(frame) == 1 and frame["data_version"].iloc[0] == 1
+    assert frame["n_train"].iloc[0] == n_before + 40
+    # Labels are priced per example at the study's price, feedback rows included.
+    assert frame["cost_usd_labels"].iloc[0] == pytest.approx((n_before + 40) * 0.04)
+    everything = study.trials_frame(all_versions=True)
+    assert len(everything) == 2  # the earlier trial is kept
+    batch = study.optuna.user_attrs["feedback"][0]
+    assert batch["n_rows"] == 40 and batch["cost_usd_labels"] == pytest.approx(20.0)
+    again = payoff.run(path, storage=db)  # nothing left to run on this version
+    assert len(again.trials_frame(all_versions=True)) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.drop(columns=["alcohol"]), "missing: alcohol"),
+        (lambda f: f.assign(colour=1), "unknown: colour"),
+        (lambda f: f.assign(label="class_9"), "not classes of the task"),
+        (lambda f: f.assign(label=None), "rows without a label"),
+        (lambda f: f.iloc[:0], "no rows"),
+    ],
+)
+def test_a_bad_feedback_file_exits_2_and_changes_nothing(
+    wine: tuple[Path, Path], tmp_path: Path, change: object, message: str
+) -> None:
+    _, db = wine
+    csv = tmp_path / "labels.csv"
+    change(_wine_rows(10)).to_csv(csv, index=False)  # type: ignore[operator]
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = runner.invoke(app, ["feedback", "tiny", str(csv), "--storage", str(db)])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+def test_a_missing_file_and_a_named_label_column(wine: tuple[Path, Path], tmp_path: Path) -> None:
+    _, db = wine
+    result = runner.invoke(
+        app, ["feedback", "tiny", str(tmp_path / "no.csv"), "--storage", str(db)]
+    )
+    assert result.exit_code == 2 and "does not exist" in result.output
+    csv = tmp_path / "labels.csv"
+    _wine_rows(5).rename(columns={"label": "cultivar"}).to_csv(csv, index=False)
+    result = runner.invoke(
+        app, ["feedback", "tiny", str(csv), "--label", "cultivar", "--storage", str(db)]
+    )
+    assert result.exit_code == 0, result.output
