@@ -45,6 +45,7 @@ from payoff.analysis._value import (
     value_analysis,
     value_per_prediction,
 )
+from payoff.analysis._whatif import WhatIf, activations_per_example, what_if, what_if_frame
 
 __all__ = [
     "Assumption",
@@ -72,6 +73,8 @@ __all__ = [
     "Uncertain",
     "ValueAnalysis",
     "ValueModel",
+    "WhatIf",
+    "activations_per_example",
     "economics",
     "fit_curve",
     "forecast_curve",
@@ -86,4 +89,6 @@ __all__ = [
     "simulate",
     "value_analysis",
     "value_per_prediction",
+    "what_if",
+    "what_if_frame",
 ]

@@ -65,10 +65,12 @@ class HardwarePrice:
         n_cpus: vCPUs (per GPU for GPU entries).
         gpu_name: The part of ``torch.cuda.get_device_name()`` identifying the GPU.
         tdp_w: Thermal design power in watts (the instance's share for cloud CPUs).
-        peak_flops: Nominal peak FP32 FLOP/s.
-        peak_flops_bf16: Nominal dense BF16 FLOP/s (GPUs only).
-        mem_bandwidth_bytes_per_s: Nominal peak memory bandwidth.
+        peak_flops: Nominal peak FP32 FLOP/s, or None when the book does not give it.
+        peak_flops_bf16: Nominal dense BF16 FLOP/s (GPUs only; dense FP16 is the same on
+            the bundled GPUs).
+        mem_bandwidth_bytes_per_s: Nominal peak memory bandwidth, or None when not given.
         spec_source: Where the specs come from and how they were derived.
+        spec_as_of: ISO date the specs were read from their source ("" when unknown).
     """
 
     name: str
@@ -77,10 +79,11 @@ class HardwarePrice:
     n_cpus: int
     gpu_name: str | None
     tdp_w: float
-    peak_flops: float
+    peak_flops: float | None
     peak_flops_bf16: float | None
-    mem_bandwidth_bytes_per_s: float
+    mem_bandwidth_bytes_per_s: float | None
     spec_source: str = ""
+    spec_as_of: str = ""
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -198,11 +201,11 @@ def _apply_hardware(
         merged = book.hardware[name].model_dump()
         where = f"prices.hardware.{name}"
     else:
-        merged = {"spec_source": STUDY_FILE_SOURCE}
+        merged = {"spec_source": STUDY_FILE_SOURCE, "spec_as_of": today}
         where = (
             f"prices.hardware.{name} (not in the price book, so it needs a whole entry: kind, "
-            "usd_per_hour, n_cpus, tdp_w, peak_flops, mem_bandwidth_bytes_per_s, and gpu_name "
-            "for a gpu)"
+            "usd_per_hour, n_cpus, tdp_w, and gpu_name for a gpu; peak_flops and "
+            "mem_bandwidth_bytes_per_s for a hardware what-if)"
         )
     if "usd_per_hour" in given:
         merged["usd_per_hour"] = {
@@ -270,6 +273,7 @@ def load_price_book(
                 peak_flops_bf16=hw.peak_flops_bf16,
                 mem_bandwidth_bytes_per_s=hw.mem_bandwidth_bytes_per_s,
                 spec_source=hw.spec_source,
+                spec_as_of=hw.spec_as_of or "",
             )
             for name, hw in hardware.items()
         },

@@ -53,10 +53,13 @@ class HardwareModel(BaseModel):
     n_cpus: int = Field(ge=1)
     gpu_name: str | None = None
     tdp_w: _NonNegative
-    peak_flops: _Positive
+    # Peak figures are optional so that books written before the roofline what-if still
+    # load; an estimate that needs them says which entry lacks them.
+    peak_flops: _Positive | None = None
     peak_flops_bf16: _Positive | None = None
-    mem_bandwidth_bytes_per_s: _Positive
-    spec_source: _Text
+    mem_bandwidth_bytes_per_s: _Positive | None = None
+    spec_source: str = ""
+    spec_as_of: _IsoDate | None = None
 
     @model_validator(mode="after")
     def _gpu_needs_name(self) -> HardwareModel:
@@ -64,6 +67,20 @@ class HardwareModel(BaseModel):
             raise ValueError(
                 "a gpu entry needs gpu_name: the part of torch.cuda.get_device_name() "
                 "that identifies it, e.g. 'H100 80GB HBM3'"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _specs_need_a_source(self) -> HardwareModel:
+        given = [
+            name
+            for name in ("peak_flops", "peak_flops_bf16", "mem_bandwidth_bytes_per_s")
+            if getattr(self, name) is not None
+        ]
+        if given and not self.spec_source.strip():
+            raise ValueError(
+                f"{', '.join(given)} need spec_source: the datasheet (URL) they come from "
+                "and how they were derived"
             )
         return self
 
