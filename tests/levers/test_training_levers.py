@@ -136,3 +136,28 @@ def test_an_undefined_label_grade_is_a_usage_error(tmp_path: Path) -> None:
     path = write_study(tmp_path / "s.yaml", levers={"label_quality": ["crowd"]})
     with pytest.raises(ConfigError, match="'crowd' is not a grade in labels.grades"):
         payoff.run(path, storage=tmp_path / "p.db")
+
+
+def test_compression_trials_record_size_latency_and_metric_before_and_after(
+    tmp_path: Path,
+) -> None:
+    path = write_study(
+        tmp_path / "s.yaml",
+        task={"dataset": "sklearn:digits", "metric": "accuracy", "model": "mlp"},
+        levers={"compression": ["none", "prune-50", "int8"]},
+        train={"model": "medium", "epochs": 6, "batch_size": 32, "lr": 0.01},
+    )
+    frame = payoff.run(path, storage=tmp_path / "p.db").trials_frame().set_index("compression")
+    assert (frame["state"] == "COMPLETE").all()
+    plain = frame.loc["none"]
+    pruned, int8 = frame.loc["prune-50"], frame.loc["int8"]
+    # Same seed, same trained model: the 'before' of a compressed trial is the plain trial.
+    assert pruned["test_accuracy_before"] == pytest.approx(plain["test_accuracy"])
+    assert int8["test_accuracy_before"] == pytest.approx(plain["test_accuracy"], abs=0.01)
+    assert pruned["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert pruned["size_bytes"] < 0.8 * pruned["size_bytes_before"]
+    assert int8["size_bytes"] < 0.45 * int8["size_bytes_before"]
+    assert int8["compression_runtime"] == "onnxruntime"
+    for row in (pruned, int8):
+        assert row["latency_p50_s"] > 0 and row["latency_p50_s_before"] > 0
+        assert abs(row["test_accuracy"] - row["test_accuracy_before"]) < 0.1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +19,7 @@ from payoff.levers import (
     corrupt_labels,
     model_size,
 )
-from payoff.returns import measure_inference
+from payoff.returns import InferenceReading, measure_inference
 from payoff.study._trial import Trial
 from payoff.tasks import Task, load_task, nested_subset
 
@@ -77,6 +79,7 @@ def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, fl
     rows = nested_subset(task.y_train, plan.n_train, seed=trial.seed)
     if plan.label_quality is not None:
         task = _with_wrong_labels(task, rows, prices.label_grades[plan.label_quality], trial)
+    started = time.perf_counter()
     result = train_model(
         task,
         plan,
@@ -88,32 +91,69 @@ def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, fl
             epoch, **{k: v for k, v in point.items() if k != "epoch"}
         ),
     )
+    train_s = time.perf_counter() - started
     import torch
 
+    model = result.model.cpu()
+    served, device = model, result.device
+    if plan.compression != "none":
+        served, inference = _compress(trial, task, plan, rows, model, metric)
+        device = "cpu"
+    else:
+        inference = measure_inference(model, task.X_test)
     returns: dict[str, float] = {}
     for split, X, y in (("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
-        output = predict(result.model, torch.from_numpy(X).to(result.device), task.kind)
+        output = predict(served.to(device), torch.from_numpy(X).to(device), task.kind)
         returns |= {f"{split}_{k}": v for k, v in score(task.kind, y, output).items()}
     if task.kind == "classification":
         # Rows are true classes, columns predicted: what a cost matrix of errors weighs.
         confusion = np.zeros((task.n_classes, task.n_classes), dtype=int)
         np.add.at(confusion, (task.y_test, output.argmax(axis=1)), 1)
         trial.record(test_confusion=json.dumps(confusion.tolist()))
-    model = result.model.cpu()
-    inference = measure_inference(model, task.X_test)
     trial.record(
         n_train=plan.n_train,
         epochs_run=result.epochs_run,
+        train_s=train_s,
+        # Examples seen per second of training (validation passes included).
+        train_examples_per_s=plan.n_train * result.epochs_run / train_s,
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
         flops=result.flops,
         flops_method=result.flops_method,
         device=result.device,
         n_params=inference.n_params,
-        size_bytes=inference.size_bytes,
         latency_p50_s=inference.latency_p50_s,
         latency_p95_s=inference.latency_p95_s,
         throughput_per_s=inference.throughput_per_s,
     )
+    if "size_bytes" not in trial.fields:
+        trial.record(size_bytes=inference.size_bytes, size_method="torch.save of the state dict")
     trial.save_weights(model.state_dict())
     return returns
+
+
+def _compress(
+    trial: Trial, task: Task, plan: RunPlan, rows: np.ndarray, model: Any, metric: str
+) -> tuple[Any, InferenceReading]:
+    """Compress the trained model; record its size and test metric before and after."""
+    from payoff.train import compress, finetuner, measure_compression, parse_compression
+
+    tune = None
+    if parse_compression(plan.compression).finetune:
+        tune = finetuner(task.X_train[rows], task.y_train[rows], kind=task.kind, seed=trial.seed)
+    compressed = compress(model, plan.compression, finetune=tune, n_features=task.n_features)
+    reading = measure_compression(compressed, task.X_test, task.y_test, kind=task.kind)
+    before = reading.inference_before
+    trial.record(
+        compression_method=compressed.method,
+        compression_runtime=compressed.runtime,
+        sparsity=compressed.sparsity,
+        size_bytes=compressed.size_bytes,
+        size_bytes_before=compressed.size_bytes_before,
+        size_method=compressed.size_method,
+        latency_p50_s_before=before.latency_p50_s,
+        latency_p95_s_before=before.latency_p95_s,
+        throughput_per_s_before=before.throughput_per_s,
+        **{f"test_{metric}_before": reading.metrics_before[metric]},
+    )
+    return compressed.model, reading.inference_after
