@@ -58,6 +58,40 @@ def precision(seeds: int) -> None:
     table("precision (sklearn:digits CNN, 10 epochs; training examples/s)", by)
 
 
+def compression(seeds: int) -> None:
+    frame = run_study(
+        "compression",
+        seeds,
+        task={"dataset": "sklearn:digits", "model": "mlp", "metric": "accuracy"},
+        levers={"compression": ["none", "int8", "prune-50", "prune-50-ft"]},
+        train={"model": "large", "epochs": 20, "batch_size": 64, "lr": 2e-3},
+    )
+    done = frame[frame["compression"] != "none"].copy()
+    # Each compressed trial also measured its own uncompressed model, in alternation.
+    for field in ("latency_p50_s", "throughput_per_s", "size_bytes", "test_accuracy"):
+        done[f"{field}_ratio" if field != "test_accuracy" else "accuracy_change_points"] = (
+            done[field] / done[f"{field}_before"]
+            if field != "test_accuracy"
+            else 100 * (done[field] - done[f"{field}_before"])
+        )
+    cols = [
+        "latency_p50_s_before",
+        "latency_p50_s",
+        "latency_p50_s_ratio",
+        "throughput_per_s_ratio",
+        "size_bytes_before",
+        "size_bytes",
+        "size_bytes_ratio",
+        "accuracy_change_points",
+        "sparsity",
+    ]
+    table(
+        "compression (sklearn:digits MLP 64-256-256-10; int8 vs fp32 both in ONNX Runtime, "
+        "pruned vs unpruned both in PyTorch, sizes as each trial's size_method says)",
+        done.groupby("compression")[cols].median(),
+    )
+
+
 def labels(seeds: int) -> None:
     # At $40 of labels: 2,000 crowd labels (15% wrong) or 200 expert labels (2% wrong).
     frame = run_study(
@@ -84,7 +118,11 @@ def labels(seeds: int) -> None:
     )
 
 
-SECTIONS: dict[str, Callable[[int], None]] = {"precision": precision, "labels": labels}
+SECTIONS: dict[str, Callable[[int], None]] = {
+    "precision": precision,
+    "compression": compression,
+    "labels": labels,
+}
 
 
 def main() -> None:
