@@ -277,7 +277,7 @@ def what_if(
     if from_hw.kind != to_hw.kind:
         caveats.append(
             f"efficiency measured on a {from_hw.kind.value} is carried to a "
-            f"{to_hw.kind.value}; it rarely carries across device kinds"
+            f"{to_hw.kind.value}: it rarely carries across device kinds"
         )
     if from_hw.mem_bandwidth_bytes_per_s is not None:
         needed_s = bytes_moved / from_hw.mem_bandwidth_bytes_per_s

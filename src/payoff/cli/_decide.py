@@ -92,3 +92,54 @@ def show_report(
     console.print(
         f"report: {output.resolve()} ({len(html.encode()) / 1e6:.1f} MB)", highlight=False
     )
+
+
+@app.command("whatif")
+def what_if(
+    study: Annotated[str, typer.Argument(help="The study's name.")],
+    on: Annotated[
+        list[str],
+        typer.Option("--on", help="Price-book hardware to estimate for (repeat the option)."),
+    ],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Estimate each trial's time and cost on other hardware (a roofline, labelled estimate)."""
+    from rich.table import Table
+
+    from payoff.analysis import what_if_frame
+    from payoff.prices import load_price_book
+
+    with _user_errors():
+        s = payoff.load(study, storage)
+        book = load_price_book(s.config.prices)
+        frame = what_if_frame(
+            s.trials_frame(include_failed=False), book, on, batch_size=s.config.train.batch_size
+        )
+    if as_json:
+        print(frame.to_json(orient="records", indent=1))
+        return
+    table = Table(title=f"{s.name}: measured, and estimated on other hardware (roofline)")
+    for col in ("trial", "measured on", "measured s", "measured $", "on", "est. s", "est. $"):
+        table.add_column(col, justify="right" if col.startswith(("m", "e")) else "left")
+    table.add_column("bound")
+    for _, row in frame.iterrows():
+        table.add_row(
+            str(row["number"]),
+            str(row["hardware"]),
+            f"{row['wall_s']:.3g}",
+            f"{row['cost_usd_compute']:.3g}",
+            str(row["target"]),
+            f"{row['est_time_s']:.3g}",
+            f"{row['est_cost_usd']:.3g}",
+            row["bound"] if isinstance(row["bound"], str) else f"skipped: {row['skip_reason']}",
+        )
+    console.print(table)
+    console.print(
+        "estimates: time = max(FLOPs / (target peak FLOP/s x measured efficiency), bytes / "
+        "target memory bandwidth); cost = time x the target's $/hour (compute only).",
+        highlight=False,
+    )
+    caveats = {c for cs in frame["caveats"].dropna() for c in str(cs).split("; ") if c}
+    for caveat in sorted(caveats):
+        console.print(Text(f"caveat: {caveat}", style="yellow"))
