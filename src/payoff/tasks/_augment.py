@@ -30,9 +30,12 @@ Augment = Callable[["torch.Tensor", "torch.Generator"], "torch.Tensor"]
 
 def layout(task: Task) -> Layout:
     """Return how a task's rows are laid out: images, 1-D signals or table rows."""
-    if task.image_shape is not None:
-        return "image"
-    return "signal" if task.name == "mnist1d" else "table"
+    if task.modality == "text":
+        raise ConfigError(
+            f"augmentation does not apply to the text task {task.name} (its rows are token "
+            "ids); use augmentation: [none]."
+        )
+    return "table" if task.modality not in ("image", "signal") else task.modality
 
 
 def augmenter(name: str, task: Task) -> Augment | None:
@@ -45,7 +48,7 @@ def augmenter(name: str, task: Task) -> Augment | None:
         raise ConfigError(f"unknown augmentation {name!r}; use one of {', '.join(AUGMENTATIONS)}.")
     if name == "none":
         return None
-    kind = layout(task)
+    kind: Layout = layout(task)
     steps = _PRESETS[kind].get(name) or tuple(name.split("+"))
     allowed = {"image": {"shift", "crop", "noise"}, "signal": {"shift", "noise"}}.get(
         kind, {"noise"}

