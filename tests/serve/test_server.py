@@ -141,3 +141,10 @@ def test_export_cli(served_study: payoff.Study, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert out.is_file() and "tolerance" in result.output
+
+
+def test_loadtest_refuses_records_json_cannot_carry() -> None:
+    from payoff.serve import run_loadtest
+
+    with pytest.raises(payoff.ConfigError, match="cannot be sent as JSON"):
+        run_loadtest("http://127.0.0.1:9", [{"alcohol": float("nan")}], n_requests=1)

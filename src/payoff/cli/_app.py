@@ -445,10 +445,14 @@ def export(
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Model export: the file to write.")
     ] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option("--quantize", help="Model export: int8 (ONNX, dynamic quantisation)."),
+    ] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Export a study: `payoff export mlflow STUDY`, or its model:
-    `payoff export STUDY --trial best --format onnx -o model.onnx`."""
+    `payoff export STUDY --trial best --format onnx [--quantize int8] -o model.onnx`."""
     with _user_errors():
         if target != "mlflow":
             if study is not None:
@@ -458,16 +462,30 @@ def export(
                 )
             from payoff.serve import export_model
 
-            result = export_model(payoff.load(target, storage), trial, output, format=fmt)
+            result = export_model(
+                payoff.load(target, storage), trial, output, format=fmt, quantize=quantize
+            )
+            kind = result.format + (f" {result.quantize}" if result.quantize else "")
+            agree = (
+                f"; {result.agreement:.2%} of predicted classes agree"
+                if result.quantize and result.agreement is not None
+                else ""
+            )
             console.print(
-                f"exported trial {result.trial} to {result.path} ({result.format}); outputs "
-                f"match PyTorch within {result.max_abs_diff:.2g} (tolerance "
-                f"{result.tolerance:g}) on {result.n_checked} test rows",
+                f"exported trial {result.trial} to {result.path} ({kind}, "
+                f"{result.size_bytes:,} bytes); outputs match PyTorch within "
+                f"{result.max_abs_diff:.2g} (tolerance {result.tolerance:.3g}) on "
+                f"{result.n_checked} test rows{agree}",
                 highlight=False,
             )
             return
         from payoff.study._mlflow import export_mlflow
 
+        if quantize is not None:
+            raise payoff.ConfigError(
+                "--quantize applies to a model export: payoff export STUDY --format onnx "
+                f"--quantize {quantize}; leave it out with mlflow."
+            )
         if study is None:
             raise payoff.ConfigError("write: payoff export mlflow STUDY --tracking-uri URI")
         if report is not None and not report.is_file():

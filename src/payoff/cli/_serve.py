@@ -22,6 +22,10 @@ def serve(
         typer.Option("--api-key-env", help="Environment variable holding the API key."),
     ] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most records a request.")] = 1024,
+    quantize: Annotated[
+        str | None,
+        typer.Option("--quantize", help="int8: int8 Linear weights (ONNX Runtime dynamic)."),
+    ] = None,
     storage: StorageOpt = None,
 ) -> None:
     """Serve a trial's model (ONNX Runtime): POST /predict, GET /health, GET /metrics."""
@@ -36,11 +40,16 @@ def serve(
             if not api_key:
                 raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
         s = payoff.load(study, storage)
-        web = create_app(s, trial, api_key=api_key, max_batch=max_batch)
+        web = create_app(s, trial, api_key=api_key, max_batch=max_batch, quantize=quantize)
         model = web.state.model
+        check, int8 = web.state.check, ""
+        if web.state.quantize == "int8":
+            int8 = f", int8: within {check.max_abs_diff:.2g} of PyTorch"
+            if check.agreement is not None:
+                int8 += f", {check.agreement:.2%} of test classes agree"
         console.print(
             f"serving study {study!r} trial {model.trial} on http://{host}:{port} "
-            f"(log: {web.state.log.path})",
+            f"(log: {web.state.log.path}{int8})",
             highlight=False,
         )
     uvicorn.run(web, host=host, port=port, log_level="warning")

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Request, Security
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 
-from payoff.serve._export import check_outputs, onnx_bytes, onnx_session
+from payoff.serve._encode import RecordEncoder
+from payoff.serve._export import parse_quantize, served_model
 from payoff.serve._log import PredictionLog
 from payoff.serve._model import TrainedModel, categorical_columns, default_log_path, load_trained
 
@@ -180,6 +180,8 @@ class Health(BaseModel):
     kind: str
     features: list[str]
     classes: list[str]
+    quantize: str = Field(description="none (fp32) or int8: the served model's weights.")
+    model_bytes: int = Field(description="Size of the served ONNX model.")
 
 
 def _error_text(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -221,11 +223,15 @@ def create_app(
     max_batch: int = 1024,
     max_body_bytes: int = MAX_BODY_BYTES,
     model: TrainedModel | None = None,
+    quantize: str | None = None,
+    n_threads: int = 1,
 ) -> FastAPI:
     """Return the prediction service for a trial's model, answered by ONNX Runtime.
 
-    The model is exported to ONNX in memory and checked against the trained PyTorch
-    model on the test set before the app is returned.
+    The model is exported to ONNX in memory (and quantised, with ``quantize``) and
+    checked against the trained PyTorch model on the test set before the app is returned.
+    Records are encoded with NumPy from the fitted preprocessor (see `RecordEncoder`),
+    exactly as the preprocessor encodes them.
 
     Endpoints: ``POST /predict`` (``{"records": [{feature: value, ...}, ...]}``),
     ``GET /health``, ``GET /metrics`` (Prometheus text) and FastAPI's ``/openapi.json``.
@@ -240,24 +246,31 @@ def create_app(
         max_batch: The most records one request may carry (422 above it).
         max_body_bytes: The largest request body accepted (413 above it).
         model: An already loaded model of that study (saves loading it again).
+        quantize: ``"int8"``: serve the model with int8 Linear weights (ONNX Runtime
+            dynamic quantisation), checked within ``INT8_TOLERANCE``; [default: fp32].
+        n_threads: ONNX Runtime threads a request (0: one a core). One by default:
+            requests already run in parallel on the server's thread pool, and a small
+            model loses more to handing a request between threads than it gains.
 
     Raises:
-        ConfigError: no such trial, or the ONNX model does not match the trained one.
+        ConfigError: no such trial, unknown ``quantize``, or the ONNX model does not match
+            the trained one.
     """
     from payoff._errors import ConfigError
 
     if max_batch < 1 or max_body_bytes < 1:
         raise ConfigError("max_batch and max_body_bytes must be at least 1.")
+    quantize = None if quantize is None else parse_quantize(quantize).value
     model = model or load_trained(study, trial)
     task = model.task
-    session: Any = onnx_session(onnx_bytes(model))
-    check_outputs(model, lambda X: session.run(None, {"x": X})[0])
+    onnx_model, session, check = served_model(model, quantize, n_threads=n_threads)
     log = PredictionLog(log_path if log_path is not None else default_log_path(study))
     metrics = _Metrics()
     classify = task.kind == "classification"
     classes = list(task.classes)
     features = list(task.feature_names)
     Record = _record_model(model)
+    encoder = RecordEncoder(task)
 
     PredictRequest = create_model(  # type: ignore[call-overload]
         "PredictRequest",
@@ -267,7 +280,8 @@ def create_app(
 
     header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
-    def authorize(key: str | None = Security(header)) -> None:  # noqa: B008
+    # async: a string comparison needs no worker thread (a sync dependency gets one).
+    async def authorize(key: str | None = Security(header)) -> None:  # noqa: B008
         if api_key is None:
             return
         if key is None:
@@ -282,6 +296,10 @@ def create_app(
         version="1",
     )
     app.state.model = model
+    app.state.quantize = quantize or "none"
+    app.state.model_bytes = len(onnx_model)
+    app.state.check = check
+    app.state.encoder = encoder
     app.state.log = log
     app.state.metrics = metrics
 
@@ -310,9 +328,7 @@ def create_app(
     def predict(body: Any) -> PredictResponse:
         """Predict each record: named raw features, as in the training data."""
         records = [r.model_dump(by_alias=True) for r in body.records]
-        frame = pd.DataFrame.from_records(records, columns=features)
-        with np.errstate(all="ignore"):  # huge inputs overflow; refused just below
-            X = np.ascontiguousarray(task.preprocessor.transform(frame), dtype=np.float32)
+        X = encoder.encode(records)  # huge inputs overflow to inf; refused just below
         if not np.all(np.isfinite(X)):
             bad = sorted(
                 {features[j] for j in np.nonzero(~np.isfinite(X))[1] if j < len(features)}
@@ -364,6 +380,8 @@ def create_app(
             kind=task.kind,
             features=features,
             classes=classes,
+            quantize=app.state.quantize,
+            model_bytes=app.state.model_bytes,
         )
 
     @app.get(
