@@ -1,9 +1,15 @@
-"""The training loop: mini-batch PyTorch training with early stopping and a per-epoch curve."""
+"""The training loop: mini-batch PyTorch training with early stopping and a per-epoch curve.
+
+One loop serves one process and a data-parallel group alike: `fit` takes a `Ranks`, which
+says how the rows of each global batch are shared out and how the processes agree, so the
+single-process trial and each rank of a `torch.distributed` group run the same code.
+"""
 
 from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,6 +22,8 @@ from payoff._errors import DivergedError
 from payoff.meter import count_flops
 from payoff.returns import METRICS, classification_metrics, regression_metrics
 from payoff.tasks import build_model
+from payoff.tasks._augment import augmenter
+from payoff.train._precision import precision
 
 if TYPE_CHECKING:
     from payoff.levers import RunPlan
@@ -26,7 +34,17 @@ FLOPS_METHOD = "torch.flop_counter:sampled"
 
 @dataclass(frozen=True, slots=True)
 class TrainResult:
-    """A trained model and how training went."""
+    """A trained model and how training went.
+
+    Attributes:
+        train_s: Wall seconds of the epochs (training and validation), without building
+            the model or, for several workers, starting them: what parallelism speeds up.
+        parallel: For ``plan.workers > 1``, how the data-parallel run went: ``workers``,
+            ``backend`` (``gloo``/``nccl``), ``threads_per_worker``, ``startup_s`` (launch
+            until every worker joined the process group and loaded the data),
+            ``shutdown_s`` (training done until every worker exited), ``workers_cpu_s``
+            and ``workers_peak_mem_bytes`` (summed over workers). None for one process.
+    """
 
     model: nn.Module
     curve: list[dict[str, float]]
@@ -36,6 +54,56 @@ class TrainResult:
     flops: float
     flops_method: str
     device: str
+    train_s: float = math.nan
+    parallel: dict[str, float | str] | None = None
+
+
+class Ranks:
+    """The processes one training run is spread over; this base class is a single process.
+
+    A data-parallel group overrides each method (`payoff.train._parallel`); the loop calls
+    them at the same points on every rank, so every rank takes part in each collective.
+    """
+
+    rank = 0
+    world_size = 1
+
+    @property
+    def lead(self) -> bool:
+        """Whether this process validates, keeps the curve and decides when to stop."""
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """Return the module to train (a DistributedDataParallel wrapper in a group)."""
+        return model
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Note the start of ``epoch`` (a group uses it for its fault-injection hook)."""
+
+    def shard(self, batch: torch.Tensor) -> torch.Tensor:
+        """Return the indices of the global ``batch`` that this process trains on."""
+        return batch
+
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """Return ``value`` summed over the processes."""
+        return value
+
+    def agree(self, flag: bool) -> bool:
+        """Return the lead process's ``flag`` on every process."""
+        return flag
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """What `fit` returns on every rank; the curve and best weights only on the lead."""
+
+    model: nn.Module
+    curve: list[dict[str, float]]
+    epochs_run: int
+    best_epoch: int
+    flops_per_train_example: float
+    flops_per_eval_example: float
+    train_s: float
 
 
 def pick_device() -> str:
@@ -69,6 +137,19 @@ def _optimizer(name: str, params: Any, lr: float, weight_decay: float) -> torch.
     return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
 
 
+def new_model(task: Task, plan: RunPlan, family: str) -> nn.Module:
+    """Build the untrained model a plan trains (seed torch first for reproducible weights)."""
+    classify = task.kind == "classification"
+    return build_model(
+        family,
+        plan.model_size,
+        n_features=task.n_features,
+        n_outputs=task.n_classes if classify else 1,
+        image_shape=task.image_shape,
+        dropout=plan.dropout,
+    )
+
+
 def train_model(
     task: Task,
     plan: RunPlan,
@@ -84,37 +165,128 @@ def train_model(
 
     The validation ``metric`` is recorded after every epoch (the trial's curve); training
     stops after ``plan.patience`` epochs without improvement and keeps the best weights.
+    With ``plan.workers > 1`` the same loop runs data-parallel in that many processes
+    (`payoff.train._parallel`), with the same global batch size.
 
     Raises:
         DivergedError: the loss became NaN or infinite.
+        TrialSkipped: the device cannot run ``plan.precision`` (or, on GPUs, the workers).
+        TrialError: a data-parallel worker crashed or hung.
     """
+    if plan.workers > 1:
+        from payoff.train._parallel import train_parallel
+
+        return train_parallel(
+            task,
+            plan,
+            family=family,
+            metric=metric,
+            seed=seed,
+            rows=rows,
+            on_epoch=on_epoch,
+            measure_flops=measure_flops,
+        )
     device = pick_device()
+    done = fit(
+        task,
+        plan,
+        family=family,
+        metric=metric,
+        seed=seed,
+        rows=rows,
+        device=device,
+        on_epoch=on_epoch,
+        measure_flops=measure_flops,
+    )
+    return result_of(done, task, plan, n_train=len(rows), device=device, measured=measure_flops)
+
+
+def result_of(
+    done: Fit,
+    task: Task,
+    plan: RunPlan,
+    *,
+    n_train: int,
+    device: str,
+    measured: bool,
+    parallel: dict[str, float | str] | None = None,
+) -> TrainResult:
+    """Return the `TrainResult` of a finished `fit` on ``n_train`` rows (all ranks' rows)."""
+    per_epoch = (
+        n_train * done.flops_per_train_example + len(task.y_val) * done.flops_per_eval_example
+    )
+    return TrainResult(
+        model=done.model,
+        curve=done.curve,
+        epochs_run=done.epochs_run,
+        best_epoch=done.best_epoch,
+        stopped_early=done.epochs_run < plan.epochs,
+        flops=done.epochs_run * per_epoch if measured else math.nan,
+        flops_method=FLOPS_METHOD if measured else "off",
+        device=device,
+        train_s=done.train_s,
+        parallel=parallel,
+    )
+
+
+def fit(
+    task: Task,
+    plan: RunPlan,
+    *,
+    family: str,
+    metric: str,
+    seed: int,
+    rows: np.ndarray,
+    device: str,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    measure_flops: bool = True,
+    ranks: Ranks | None = None,
+) -> Fit:
+    """Run the epochs of one training run on this process's share of it.
+
+    Every rank draws the same seeded permutation of ``rows`` each epoch and trains on its
+    `Ranks.shard` of each global batch of ``plan.batch_size`` rows, so one process and a
+    group take the same steps. The loss is summed and divided by the global batch size
+    (times the group size, which DistributedDataParallel's gradient averaging undoes), so
+    uneven shards weigh each example the same.
+    """
+    ranks = ranks or Ranks()
+    arithmetic = precision(plan.precision, torch.device(device).type)
+    augment = augmenter(plan.augmentation, task)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    order_generator = torch.Generator().manual_seed(seed)
+    # Ranks augment different rows: each needs its own draws, while all must share the
+    # permutation. One process keeps a single generator (as it always has).
+    augment_generator = (
+        order_generator
+        if ranks.world_size == 1
+        else torch.Generator().manual_seed(seed + 7919 * (ranks.rank + 1))
+    )
     classify = task.kind == "classification"
     X = torch.from_numpy(task.X_train[rows]).to(device)
     y = torch.from_numpy(task.y_train[rows]).to(device)
     X_val = torch.from_numpy(task.X_val).to(device)
-    model = build_model(
-        family,
-        plan.model_size,
-        n_features=task.n_features,
-        n_outputs=task.n_classes if classify else 1,
-        image_shape=task.image_shape,
-        dropout=plan.dropout,
-    ).to(device)
+    net = new_model(task, plan, family).to(device)
+    model = ranks.wrap(net)
     optimizer = _optimizer(plan.optimizer, model.parameters(), plan.lr, plan.weight_decay)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
-        nn.CrossEntropyLoss() if classify else lambda out, t: nn.functional.mse_loss(out[:, 0], t)
+        (lambda out, t: nn.functional.cross_entropy(out, t, reduction="sum"))
+        if classify
+        else (lambda out, t: nn.functional.mse_loss(out[:, 0], t, reduction="sum"))
     )
     maximize = METRICS[metric].direction == "maximize"
     n, batch = len(rows), min(plan.batch_size, len(rows))
+    scaler = arithmetic.scaler()
 
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+    def step(xb: torch.Tensor, yb: torch.Tensor, weight: float) -> torch.Tensor:
+        if augment is not None and len(xb):
+            xb = augment(xb, augment_generator)
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        optimizer.step()
+        with arithmetic.autocast():
+            loss = loss_fn(model(xb).float(), yb)
+        scaler.scale(loss * weight).backward()
+        scaler.step(optimizer)
+        scaler.update()
         return loss.detach()
 
     # FLOPs are counted on one sampled training step and one validation pass, then scaled
@@ -123,53 +295,61 @@ def train_model(
     curve: list[dict[str, float]] = []
     best_value, best_epoch, best_state, since_best = -math.inf, 0, None, 0
     epoch = 0
+    started = time.perf_counter()
     for epoch in range(1, plan.epochs + 1):
+        ranks.begin_epoch(epoch)
         model.train()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=order_generator).to(device)
         total_loss = torch.zeros((), device=device)
         for start in range(0, n, batch):
-            idx = order[start : start + batch]
-            if measure_flops and flops_per_train_example == 0.0:
+            whole = order[start : start + batch]
+            idx = ranks.shard(whole)
+            weight = ranks.world_size / len(whole)
+            if measure_flops and flops_per_train_example == 0.0 and len(idx):
                 losses: list[torch.Tensor] = []
-                flops = count_flops(lambda i=idx, out=losses: out.append(step(X[i], y[i])))
+                flops = count_flops(
+                    lambda i=idx, w=weight, out=losses: out.append(step(X[i], y[i], w))
+                )
                 flops_per_train_example = flops / len(idx)
                 loss = losses[0]
             else:
-                loss = step(X[idx], y[idx])
-            total_loss += loss * len(idx)
-        train_loss = float(total_loss) / n
+                loss = step(X[idx], y[idx], weight)
+            total_loss += loss
+        train_loss = float(ranks.total(total_loss)) / n
         if not math.isfinite(train_loss):
             raise DivergedError(
                 f"diverged: training loss became {train_loss} in epoch {epoch} "
                 f"(optimizer={plan.optimizer}, lr={plan.lr:g}); lower the learning rate."
             )
-        if measure_flops and flops_per_eval_example == 0.0:
-            flops_per_eval_example = count_flops(lambda: predict(model, X_val, task.kind))
-            flops_per_eval_example /= len(task.y_val)
-        value = score(task.kind, task.y_val, predict(model, X_val, task.kind))[metric]
-        curve.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric}": value})
-        if on_epoch is not None:
-            on_epoch(epoch, curve[-1])
-        signed = value if maximize else -value
-        if signed > best_value:
-            best_value, best_epoch, since_best = signed, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            since_best += 1
-            if plan.patience is not None and since_best >= plan.patience:
-                break
+        stop = False
+        if ranks.lead:
+            if measure_flops and flops_per_eval_example == 0.0:
+                flops_per_eval_example = count_flops(lambda: predict(net, X_val, task.kind))
+                flops_per_eval_example /= len(task.y_val)
+            value = score(task.kind, task.y_val, predict(net, X_val, task.kind))[metric]
+            curve.append({"epoch": epoch, "train_loss": train_loss, f"val_{metric}": value})
+            if on_epoch is not None:
+                on_epoch(epoch, curve[-1])
+            signed = value if maximize else -value
+            if signed > best_value:
+                best_value, best_epoch, since_best = signed, epoch, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                since_best += 1
+                stop = plan.patience is not None and since_best >= plan.patience
+        if ranks.agree(stop):
+            break
+    train_s = time.perf_counter() - started
     if best_state is not None:
-        model.load_state_dict(best_state)
-    flops_total = epoch * (n * flops_per_train_example + len(task.y_val) * flops_per_eval_example)
-    return TrainResult(
-        model=model,
+        net.load_state_dict(best_state)
+    return Fit(
+        model=net,
         curve=curve,
         epochs_run=epoch,
         best_epoch=best_epoch,
-        stopped_early=epoch < plan.epochs,
-        flops=flops_total if measure_flops else math.nan,
-        flops_method=FLOPS_METHOD if measure_flops else "off",
-        device=device,
+        flops_per_train_example=flops_per_train_example,
+        flops_per_eval_example=flops_per_eval_example,
+        train_s=train_s,
     )
 
 
