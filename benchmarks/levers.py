@@ -92,6 +92,65 @@ def compression(seeds: int) -> None:
     )
 
 
+def parallelism(seeds: int) -> None:
+    from payoff.analysis import scaling_frame
+
+    frame = run_study(
+        "parallelism",
+        seeds,
+        task={"dataset": "mnist1d", "model": "mlp", "metric": "accuracy"},
+        levers={"parallelism": [1, 2]},
+        train={"model": "large", "epochs": 15, "batch_size": 128, "lr": 2e-3, "patience": None},
+    )
+    scaled = scaling_frame(frame)
+    cols = ["wall_s", "train_s", "speedup", "efficiency", "train_speedup", "train_efficiency"]
+    cols += ["extra_cost_usd", "test_accuracy"]
+    by = scaled.groupby("workers")[[c for c in cols if c in scaled]].median()
+    table("parallelism (mnist1d MLP 256-256, 15 epochs; DDP over gloo on 127.0.0.1)", by)
+    if "ddp_startup_s" in frame:
+        print(f"worker start-up (launch + process group): {frame['ddp_startup_s'].median():.2f} s")
+
+
+def pretraining(seeds: int) -> None:
+    # Images: a CNN pretrained once on digits 0-4, transferred to digits 5-9.
+    frame = run_study(
+        "pretraining-digits",
+        seeds,
+        task={
+            "dataset": "sklearn:digits:classes=5-9",
+            "model": "cnn",
+            "metric": "accuracy",
+            "pretrain_on": "sklearn:digits:classes=0-4",
+        },
+        levers={"data": [20, 100], "pretraining": ["scratch", "frozen", "finetune"]},
+        train={"model": "small", "epochs": 30, "batch_size": 16, "lr": 3e-3, "patience": 8},
+    )
+    cols = ["test_accuracy", "cost_usd_total", "cost_usd_pretraining"]
+    table(
+        "pretraining, images (digits 5-9 CNN; encoder pretrained on digits 0-4, amortised)",
+        frame.groupby(["n_train", "pretraining"])[[c for c in cols if c in frame]].median(),
+    )
+    # Text: MiniLM (public weights) against a bag of embeddings from scratch.
+    frame = run_study(
+        "pretraining-text",
+        1,
+        task={
+            "dataset": "text:dslabs/trump_tweets",
+            "model": "mlp",
+            "metric": "accuracy",
+            "validation": 0.05,
+            "test": 0.1,
+        },
+        levers={"data": [400], "pretraining": ["scratch", "frozen", "finetune"]},
+        train={"model": "medium", "epochs": 3, "batch_size": 32, "lr": 1e-3, "patience": None},
+    )
+    cols = ["test_accuracy", "train_s", "cost_usd_total"]
+    table(
+        "pretraining, text (trump_tweets Android vs iPhone, 400 labels; MiniLM frozen/finetune)",
+        frame.groupby("pretraining")[[c for c in cols if c in frame]].median(),
+    )
+
+
 def labels(seeds: int) -> None:
     # At $40 of labels: 2,000 crowd labels (15% wrong) or 200 expert labels (2% wrong).
     frame = run_study(
@@ -121,6 +180,8 @@ def labels(seeds: int) -> None:
 SECTIONS: dict[str, Callable[[int], None]] = {
     "precision": precision,
     "compression": compression,
+    "parallelism": parallelism,
+    "pretraining": pretraining,
     "labels": labels,
 }
 

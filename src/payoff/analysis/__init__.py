@@ -33,6 +33,7 @@ from payoff.analysis._risk import (
     risk_flags,
     simulate,
 )
+from payoff.analysis._scaling import scaling_frame
 from payoff.analysis._value import (
     Assumption,
     Economics,
@@ -89,6 +90,7 @@ __all__ = [
     "simulate",
     "value_analysis",
     "value_per_prediction",
+    "scaling_frame",
     "what_if",
     "what_if_frame",
 ]

@@ -89,7 +89,9 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
             "'sklearn:digits' or 'csv:PATH') or 'function' (your trial function, 'module:name')."
         )
     if task.dataset is not None:
-        check_dataset(task.dataset, label=task.label)
+        check_dataset(task.dataset, label=task.label, text_column=task.text_column)
+        if task.pretrain_on is not None:
+            check_dataset(task.pretrain_on)
         extra = sorted((config.levers.model_extra or {}).keys())
         for name in extra:
             raise ConfigError(

@@ -19,7 +19,7 @@ ModelFamily = Literal["linear", "mlp", "cnn"]
 OptimizerName = Literal["sgd", "adam", "adamw", "rmsprop"]
 DesignName = Literal["grid", "random", "pilot"]
 PrecisionName = Literal["fp32", "tf32", "bf16", "fp16"]
-PretrainingName = Literal["scratch", "frozen", "finetune"]
+PretrainingName = Literal["scratch", "frozen", "finetune", "finetune-all"]
 # none | int8 | prune-N (N% of weights, by magnitude) | prune-N-ft (then fine-tuned)
 CompressionName = Annotated[str, Field(pattern=r"^(none|int8|prune-[1-9][0-9]?(-ft)?)$")]
 AugmentationName = Literal["none", "auto", "noise", "shift", "crop", "shift+noise"]
@@ -45,6 +45,12 @@ class TaskConfig(_Strict):
     validation: float = Field(default=0.15, gt=0, lt=0.5)
     test: float = Field(default=0.15, gt=0, lt=0.5)
     split_seed: int = 0
+    # Text tasks (``text:`` datasets): the text column and its length in tokens.
+    text_column: str | None = None
+    max_length: PositiveInt | None = None
+    # The related source task an image or signal encoder is pretrained on, once, for the
+    # pretraining lever (e.g. "sklearn:digits:classes=0-4" for "sklearn:digits:classes=5-9").
+    pretrain_on: str | None = None
 
 
 class ComputeConfig(_Strict):

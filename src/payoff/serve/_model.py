@@ -104,6 +104,11 @@ def load_trained(study: Study, trial: str | int = "best") -> TrainedModel:
     frozen = resolve_trial(study, trial)
     config = study.config
     task = task_of(config)
+    if task.modality == "text":
+        raise ConfigError(
+            f"study {study.name!r} is a text task; export and serve take table, image and "
+            "signal tasks for now (a text model needs its tokenizer in the service)."
+        )
     family = config.task.model
     assert family is not None
     net = build_model(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ from payoff.levers import (
     model_size,
 )
 from payoff.returns import InferenceReading, measure_inference
+from payoff.study._pretraining import StartingPoint, model_builder, size_key
 from payoff.study._trial import Trial
 from payoff.tasks import Task, load_task, nested_subset
 
@@ -29,7 +30,13 @@ def task_of(config: StudyConfig) -> Task:
     t = config.task
     assert t.dataset is not None  # function tasks never get here
     return load_task(
-        t.dataset, label=t.label, validation=t.validation, test=t.test, seed=t.split_seed
+        t.dataset,
+        label=t.label,
+        validation=t.validation,
+        test=t.test,
+        seed=t.split_seed,
+        text_column=t.text_column,
+        max_length=t.max_length,
     )
 
 
@@ -64,8 +71,16 @@ def _with_wrong_labels(task: Task, rows: np.ndarray, grade: LabelGradePrice, tri
     return dataclasses.replace(task, y_train=y_train)
 
 
-def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, float]:
-    """Run one built-in trial on ``task`` and return its validation and test metrics."""
+def builtin_trial(
+    trial: Trial,
+    prices: LeverPrices,
+    task: Task,
+    points: Mapping[str, StartingPoint] | None = None,
+) -> dict[str, float]:
+    """Run one built-in trial on ``task`` and return its validation and test metrics.
+
+    ``points`` are the study's pretrained starting points, by model size.
+    """
     from payoff.train import predict, score, train_model
 
     config = trial.config
@@ -76,10 +91,12 @@ def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, fl
         plan = LEVERS[name].apply(plan, value, task)
     for name in trial.setting:
         trial.record(**LEVERS[name].cost_usd(plan, prices))
+    build = model_builder(task, plan, config.task.model, points or {})
+    if plan.pretraining != "scratch":
+        trial.record(**(points or {})[size_key(plan.model_size)].fields())
     rows = nested_subset(task.y_train, plan.n_train, seed=trial.seed)
     if plan.label_quality is not None:
         task = _with_wrong_labels(task, rows, prices.label_grades[plan.label_quality], trial)
-    started = time.perf_counter()
     result = train_model(
         task,
         plan,
@@ -90,8 +107,10 @@ def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, fl
         on_epoch=lambda epoch, point: trial.report(
             epoch, **{k: v for k, v in point.items() if k != "epoch"}
         ),
+        build=build,
     )
-    train_s = time.perf_counter() - started
+    if result.parallel is not None:
+        trial.record(**{f"ddp_{k}": v for k, v in result.parallel.items()})
     import torch
 
     model = result.model.cpu()
@@ -113,13 +132,19 @@ def builtin_trial(trial: Trial, prices: LeverPrices, task: Task) -> dict[str, fl
     trial.record(
         n_train=plan.n_train,
         epochs_run=result.epochs_run,
-        train_s=train_s,
-        # Examples seen per second of training (validation passes included).
-        train_examples_per_s=plan.n_train * result.epochs_run / train_s,
+        # The epochs only (validation included): no start-up, evaluation or inference test.
+        train_s=result.train_s,
+        train_examples_per_s=plan.n_train * result.epochs_run / result.train_s,
         best_epoch=result.best_epoch,
         stopped_early=result.stopped_early,
         flops=result.flops,
-        flops_method=result.flops_method,
+        flops_method=result.flops_method
+        + (
+            "; an upper bound: the sampled first step encodes its rows, later epochs reuse "
+            "the frozen encoder's cached embeddings"
+            if task.modality == "text" and plan.pretraining == "frozen"
+            else ""
+        ),
         device=result.device,
         n_params=sum(p.numel() for p in model.parameters()),
         latency_p50_s=inference.latency_p50_s,

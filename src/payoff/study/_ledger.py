@@ -75,7 +75,11 @@ def ledger(
         "cost_usd_compute": compute,
         "cost_usd_energy": energy,
         "cost_usd_labels": labels,
-        "cost_usd_total": compute + _finite(energy) + labels,
+        # A share of the study's pretraining, where the trial reuses a pretrained network.
+        "cost_usd_total": compute
+        + _finite(energy)
+        + labels
+        + fields.get("cost_usd_pretraining", 0.0),
         "hardware": hardware.name,
     }
 

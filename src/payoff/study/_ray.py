@@ -36,7 +36,7 @@ def _ray_trial(
     """Run one claimed trial on a Ray worker; return what the coordinator shows."""
     from payoff.study._design import plan_trials
     from payoff.study._runner import _ready, _run_one
-    from payoff.study._storage import artifact_store
+    from payoff.study._storage import artifact_store, artifacts_dir
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
@@ -45,7 +45,7 @@ def _ray_trial(
     prepared = _prepared(json.dumps(config_json, sort_keys=True), url, data_version(study))
     config = prepared.config
     trial = optuna.trial.Trial(study, trial_id)
-    energy = _ready(prepared)
+    energy = _ready(prepared, artifacts_dir(url, artifacts))
     seen: dict[str, Any] = {}
 
     class Keep(RunObserver):

@@ -29,7 +29,13 @@ from payoff.levers import LeverPrices
 from payoff.study._design import PlannedTrial, encode, plan_trials
 from payoff.study._feedback import data_version, records, with_feedback
 from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, spend_usd
-from payoff.study._storage import artifact_store, open_storage, storage_url
+from payoff.study._pretraining import (
+    StartingPoint,
+    check_pretraining,
+    prepare_pretraining,
+    uses_pretraining,
+)
+from payoff.study._storage import artifact_store, artifacts_dir, open_storage, storage_url
 from payoff.study._study import Study
 from payoff.study._trial import Trial
 from payoff.tasks._augment import augmenter
@@ -70,6 +76,8 @@ class _Prepared:
     warm_up: Callable[[], None]
     n_available: int | None
     data_version: int = 0
+    # Makes the study's pretrained starting points (once a process) before its first trial.
+    pretrain: Callable[[EnergyMeter, Path], None] = lambda energy, cache_dir: None
 
 
 def _prepare(
@@ -103,10 +111,28 @@ def _prepare(
             )
         for name in config.levers.augmentation or ():
             augmenter(name, task)  # a preset that does not fit the rows is a usage error
+        check_pretraining(config, task)
         prices = LeverPrices(
             labels_usd_per_example=labels, label_grades=label_grades(config, book)
         )
-        fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices, task))
+        points: dict[str, StartingPoint] = {}
+        fn: TrialFunction = function or (lambda trial: builtin_trial(trial, prices, task, points))
+
+        @functools.cache
+        def pretrain(energy: EnergyMeter, cache_dir: Path) -> None:
+            if uses_pretraining(config):
+                planned = plan_trials(config, version)
+                points.update(
+                    prepare_pretraining(
+                        config,
+                        task,
+                        planned,
+                        book=book,
+                        hardware=hardware.entry,
+                        energy=energy,
+                        cache_dir=cache_dir,
+                    )
+                )
 
         def warm() -> None:
             from payoff.train import warm_up
@@ -117,6 +143,9 @@ def _prepare(
         fn = function or _import_function(config.task.function)
 
         def warm() -> None:
+            pass
+
+        def pretrain(energy: EnergyMeter, cache_dir: Path) -> None:
             pass
 
     config = config.model_copy(update={"task": config.task.model_copy(update={"metric": metric})})
@@ -132,7 +161,16 @@ def _prepare(
         )
     # Once per run: warming up again between pilot rungs would waste time.
     return _Prepared(
-        config, fn, book, hardware, labels, direction, functools.cache(warm), n_available, version
+        config,
+        fn,
+        book,
+        hardware,
+        labels,
+        direction,
+        functools.cache(warm),
+        n_available,
+        version,
+        pretrain,
     )
 
 
@@ -446,11 +484,13 @@ def _energy_meter(country_iso_code: str, gco2_per_kwh: float) -> EnergyMeter:
     return meter
 
 
-def _ready(prepared: _Prepared) -> EnergyMeter:
-    """Return this process's energy meter, with CodeCarbon and torch warmed up (once each)."""
+def _ready(prepared: _Prepared, artifacts: Path) -> EnergyMeter:
+    """Return this process's energy meter, with CodeCarbon and torch warmed up and the
+    study's starting points pretrained (once each)."""
     book = prepared.book
     energy = _energy_meter(book.country_iso_code, book.grid_gco2_per_kwh.value)
     prepared.warm_up()
+    prepared.pretrain(energy, artifacts / "pretrained")
     return energy
 
 
@@ -473,7 +513,7 @@ def _run_waiting(
                 f"{stop}; {n_left} planned trials not started. Raise the budget "
                 "and run again to continue."
             )
-        energy = _ready(prepared)
+        energy = _ready(prepared, artifacts_dir(result.storage, result.artifacts))
         trial = claim(study, distributions)
         if trial is None:
             break  # other workers took the last queued trials

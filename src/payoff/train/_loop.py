@@ -160,8 +160,12 @@ def train_model(
     rows: np.ndarray,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     measure_flops: bool = True,
+    build: Callable[[], nn.Module] | None = None,
 ) -> TrainResult:
     """Train a fresh model on ``task.X_train[rows]`` following ``plan``.
+
+    ``build`` makes the untrained model (e.g. a pretrained body with a new head), called
+    after torch is seeded; by default `new_model` builds it from the plan.
 
     The validation ``metric`` is recorded after every epoch (the trial's curve); training
     stops after ``plan.patience`` epochs without improvement and keeps the best weights.
@@ -185,6 +189,7 @@ def train_model(
             rows=rows,
             on_epoch=on_epoch,
             measure_flops=measure_flops,
+            build=build,
         )
     device = pick_device()
     done = fit(
@@ -197,6 +202,7 @@ def train_model(
         device=device,
         on_epoch=on_epoch,
         measure_flops=measure_flops,
+        build=build,
     )
     return result_of(done, task, plan, n_train=len(rows), device=device, measured=measure_flops)
 
@@ -241,6 +247,7 @@ def fit(
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     measure_flops: bool = True,
     ranks: Ranks | None = None,
+    build: Callable[[], nn.Module] | None = None,
 ) -> Fit:
     """Run the epochs of one training run on this process's share of it.
 
@@ -266,7 +273,7 @@ def fit(
     X = torch.from_numpy(task.X_train[rows]).to(device)
     y = torch.from_numpy(task.y_train[rows]).to(device)
     X_val = torch.from_numpy(task.X_val).to(device)
-    net = new_model(task, plan, family).to(device)
+    net = (build() if build is not None else new_model(task, plan, family)).to(device)
     model = ranks.wrap(net)
     optimizer = _optimizer(plan.optimizer, model.parameters(), plan.lr, plan.weight_decay)
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (

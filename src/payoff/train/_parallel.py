@@ -19,6 +19,7 @@ collective timeout. Workers whose parent dies stop themselves.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime
 import importlib
@@ -84,6 +85,8 @@ class _Job:
     startup_timeout_s: float
     threads: int
     parent_pid: int
+    # The untrained model when the trial builds its own (e.g. a pretrained body), else None.
+    model: nn.Module | None = None
 
 
 def backend_for(device: str, workers: int) -> str:
@@ -121,6 +124,7 @@ def train_parallel(
     rows: np.ndarray,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     measure_flops: bool = True,
+    build: Callable[[], nn.Module] | None = None,
     timeout_s: float | None = None,
     startup_timeout_s: float | None = None,
 ) -> TrainResult:
@@ -144,7 +148,7 @@ def train_parallel(
     precision(plan.precision, device)
     augmenter(plan.augmentation, task)
     torch.manual_seed(seed)  # leave this process's generator as one process's run does
-    model = new_model(task, plan, family).to(device)
+    model = (build() if build is not None else new_model(task, plan, family)).to(device)
     if timeout_s is None:
         timeout_s = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
     if startup_timeout_s is None:
@@ -183,6 +187,7 @@ def train_parallel(
             startup_timeout_s=startup_timeout_s,
             threads=threads,
             parent_pid=os.getpid(),
+            model=None if build is None else copy.deepcopy(model).cpu(),
         )
         with open(directory / "job.pkl", "wb") as f:
             pickle.dump(job, f, protocol=pickle.HIGHEST_PROTOCOL)
@@ -492,6 +497,7 @@ def run_rank(directory: Path, rank: int) -> int:
                 on_epoch=lambda epoch, point: emit({"event": "epoch", **point}),
                 measure_flops=job.measure_flops,
                 ranks=ranks,
+                build=_builder(job),
             )
             if lead:
                 _save(directory, done)
@@ -536,6 +542,12 @@ def _save(directory: Path, done: Fit) -> None:
     partial.replace(directory / "result.pt")
 
 
+def _builder(job: _Job) -> Callable[[], nn.Module] | None:
+    """Return how a rank builds its model: a copy of the parent's, or from the plan."""
+    template = job.model
+    return None if template is None else (lambda: copy.deepcopy(template))
+
+
 def _warm_up(job: _Job, device: str) -> None:
     """Train one batch untimed, alone, so a fresh process's first-step costs count as start-up.
 
@@ -553,6 +565,7 @@ def _warm_up(job: _Job, device: str) -> None:
         rows=rows,
         device=device,
         measure_flops=job.measure_flops,
+        build=_builder(job),
     )
 
 
