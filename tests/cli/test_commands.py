@@ -116,3 +116,12 @@ def test_prices_prints_sources_and_the_detected_hardware() -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and payoff.__version__ in result.output
+
+
+@pytest.mark.parametrize(("name", "n_planned"), [("levers", 36), ("labels", 8)])
+def test_the_shipped_levers_demos_are_valid_studies(name: str, n_planned: int) -> None:
+    from payoff.config import load_config
+    from payoff.study import plan_trials
+
+    config = load_config(demo_file(name))
+    assert len(plan_trials(config)) == n_planned

@@ -294,9 +294,9 @@ def run_cmd(
         _run(study_file, storage, retry_failed, jobs)
 
 
-def demo_file() -> Path:
-    """Return the path of the shipped demo study."""
-    return Path(str(resources.files("payoff.demo") / "digits.yaml"))
+def demo_file(name: str = "digits") -> Path:
+    """Return the path of a shipped demo study: digits, levers or labels."""
+    return Path(str(resources.files("payoff.demo") / f"{name}.yaml"))
 
 
 @app.command()
@@ -305,12 +305,25 @@ def demo(
     output: Annotated[
         Path, typer.Option("-o", "--output", help="Where to write the report.")
     ] = Path("report.html"),
+    levers: Annotated[
+        bool,
+        typer.Option(
+            "--levers",
+            help="Run the levers demos instead: precision x pretraining x compression x "
+            "parallelism, and data x label quality.",
+        ),
+    ] = False,
 ) -> None:
     """Run the shipped demo study (data x model x compute on sklearn:digits), then report."""
     from payoff.cli._decide import show_report
 
     with _user_errors():
-        show_report(_run(demo_file(), storage), output)
+        if not levers:
+            show_report(_run(demo_file(), storage), output)
+            return
+        show_report(_run(demo_file("levers"), storage), output)
+        labels_report = output.with_name(f"{output.stem}-labels{output.suffix}")
+        show_report(_run(demo_file("labels"), storage), labels_report)
 
 
 @app.command()
