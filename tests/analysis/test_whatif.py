@@ -242,11 +242,7 @@ def real_trial() -> dict:
         n_train=len(task.y_train),
         model_size="medium",
         epochs=3,
-        optimizer="adam",
         lr=3e-3,
-        batch_size=64,
-        weight_decay=0.0,
-        dropout=0.0,
         patience=None,
     )
     rows = np.arange(len(task.y_train))

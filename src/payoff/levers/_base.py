@@ -18,12 +18,13 @@ class RunPlan:
     n_train: int
     model_size: str | tuple[int, ...]
     epochs: int
-    optimizer: str
-    lr: float
-    batch_size: int
-    weight_decay: float
-    dropout: float
-    patience: int | None
+    # The train section's defaults, so a plan built in code names only what it changes.
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    patience: int | None = 5
     precision: str = "fp32"
     augmentation: str = "none"
     label_quality: str | None = None  # a grade from the study's labels.grades; None: clean
