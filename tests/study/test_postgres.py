@@ -81,7 +81,7 @@ def test_a_worker_killed_midway_then_a_rerun_runs_every_trial_once(tmp_path: Pat
         workers = [
             c.pid
             for c in psutil.Process(proc.pid).children()
-            if "spawn_main" in " ".join(c.cmdline())
+            if "resource_tracker" not in " ".join(c.cmdline())  # forked workers
         ]
         os.kill(workers[0], signal.SIGKILL)
         proc.wait(timeout=300)

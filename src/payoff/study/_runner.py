@@ -247,7 +247,12 @@ def run(
         return result
     planned = plan_trials(config, prepared.data_version)
     optuna_study.set_user_attr("n_planned", len(planned))
-    n_done, n_todo = _enqueue_missing(optuna_study, planned, retry_failed=retry_failed)
+    parallel = jobs > 1 or config.executor.kind == "ray"
+    n_done, n_todo = _enqueue_missing(
+        optuna_study,
+        sorted(planned, key=_work, reverse=True) if parallel else planned,
+        retry_failed=retry_failed,
+    )
     observer.on_plan(
         result, n_planned=len(planned), n_done=n_done, n_todo=n_todo, why=prepared.hardware.reason
     )
@@ -258,7 +263,15 @@ def run(
     elif jobs > 1:
         from payoff.study._workers import run_workers
 
-        stop = run_workers(config, url=url, artifacts=artifacts, jobs=jobs, observer=observer)
+        stop = run_workers(
+            config,
+            prepared=prepared,
+            study=optuna_study,
+            planned=planned,
+            result=result,
+            jobs=jobs,
+            observer=observer,
+        )
     else:
         stop = _run_waiting(optuna_study, prepared, planned, result, observer)
     observer.on_stop(stop or "all planned trials done")
@@ -434,6 +447,20 @@ def _fail_interrupted(
     _logger.warning("trial %d: %s%s", number, reason, "; it will run again" if requeue else "")
 
 
+def _work(p: PlannedTrial) -> float:
+    """A trial's work relative to others of its study: examples times epochs.
+
+    Parallel runs queue the biggest trials first, so that the workers finish together
+    instead of one running the last big trial alone (longest-processing-time first).
+    """
+    work = 1.0
+    for lever in ("data", "compute"):
+        value = p.setting.get(lever)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            work *= float(value)
+    return work
+
+
 def _enqueue_missing(
     study: optuna.Study, planned: list[PlannedTrial], *, retry_failed: bool
 ) -> tuple[int, int]:
@@ -536,11 +563,11 @@ def claim(
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **owner}
     with _deferred_interrupts():
         for waiting in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            storage.set_trial_user_attr(waiting._trial_id, "owner", me)
             try:
+                storage.set_trial_user_attr(waiting._trial_id, "owner", me)
                 taken = storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
             except optuna.exceptions.UpdateFinishedTrialError:
-                taken = False
+                taken = False  # another worker took it and finished it since the listing
             if not taken:
                 continue  # another worker took it first
             storage.set_trial_user_attr(waiting._trial_id, "owner", me)  # a racer may have written

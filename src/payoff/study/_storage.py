@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
@@ -40,9 +41,32 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.BaseStorage:
     # SQLite waits for a busy writer instead of failing at once when several processes write.
     kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
         raise ConfigError(f"cannot open storage {url!r}: {err}") from None
+    if path is not None:
+        _write_locked(storage.engine)
+    return storage
+
+
+def _write_locked(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins.
+
+    Optuna reads a row, then updates it (``SELECT ... FOR UPDATE``, which SQLite ignores):
+    two workers could both see a queued trial as waiting and both run it. ``BEGIN
+    IMMEDIATE`` serialises those read-then-write transactions, as PostgreSQL's row locks do.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver's own BEGIN would come first
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners were set
 
 
 def artifacts_dir(url: str, artifacts: str | Path | None = None) -> Path:
