@@ -73,14 +73,10 @@ def _worker(
     torch.set_num_threads(threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _energy_meter.cache_clear()  # CodeCarbon's tracker belongs to one process
-    if isinstance(source, _Prepared):
-        config = source.config
-        study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
-        prepared = source
-    else:
-        config = StudyConfig.model_validate(source)
-        study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
-        prepared = _prepare(config, None, study)
+    forked = isinstance(source, _Prepared)
+    config = source.config if forked else StudyConfig.model_validate(source)
+    study = optuna.load_study(study_name=config.study, storage=open_storage(url, create=False))
+    prepared = source if forked else _prepare(config, None, study)
     result = Study(study, storage=url, artifacts=artifacts)
     try:
         stop = _run_waiting(
