@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
 
 import payoff
 from payoff.serve import TrainedModel, create_app, example_records, load_trained
-from tests.conftest import write_study
+from tests.conftest import free_port, write_study
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2; the httpx it still supports is what is installed.
@@ -18,6 +24,27 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 API_KEY = "s3cret"
+
+
+@contextmanager
+def serving(web: Any) -> Iterator[str]:
+    """Serve the ASGI app ``web`` with a real uvicorn on a free loopback port; yield its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="package")

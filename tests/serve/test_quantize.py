@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 import payoff
 from payoff.cli import app as cli
 from payoff.serve import TrainedModel, create_app, export_model, run_loadtest
 from payoff.serve._export import INT8_TOLERANCE
-from tests.conftest import free_port
-from tests.serve.conftest import TestClient
+from tests.serve.conftest import TestClient, serving
 
 
 def _storage(study: payoff.Study) -> str:
@@ -113,20 +108,8 @@ def int8_server(
         log_path=tmp_path_factory.mktemp("int8") / "log.db",
         quantize="int8",
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(web) as url:
+        yield url
 
 
 def test_int8_server_holds_load(int8_server: str, records: list[dict[str, Any]]) -> None:

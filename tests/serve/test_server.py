@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 import payoff
 from payoff.cli import app as cli
 from payoff.serve import TrainedModel, create_app
-from tests.conftest import free_port
+from tests.serve.conftest import serving
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +21,8 @@ def server(
     web = create_app(
         served_study, log_path=tmp_path_factory.mktemp("srv") / "log.db", model=trained
     )
-    port = free_port()
-    config = uvicorn.Config(web, host="127.0.0.1", port=port, log_level="error")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    yield url
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(web) as url:
+        yield url
 
 
 @pytest.mark.slow
