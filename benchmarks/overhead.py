@@ -31,11 +31,7 @@ def main() -> None:
         n_train=len(task.y_train),
         model_size="medium",
         epochs=args.epochs,
-        optimizer="adam",
         lr=3e-3,
-        batch_size=64,
-        weight_decay=0.0,
-        dropout=0.0,
         patience=None,
     )
     rows = nested_subset(task.y_train, plan.n_train, seed=0)

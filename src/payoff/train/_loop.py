@@ -373,11 +373,7 @@ def warm_up(task: Task, family: str, metric: str) -> None:
         n_train=min(32, len(task.y_train)),
         model_size="small",
         epochs=1,
-        optimizer="adam",
-        lr=1e-3,
         batch_size=16,
-        weight_decay=0.0,
-        dropout=0.0,
         patience=None,
     )
     rows = np.arange(plan.n_train)
