@@ -264,7 +264,6 @@ def run(
         from payoff.study._workers import run_workers
 
         stop = run_workers(
-            config,
             prepared=prepared,
             study=optuna_study,
             planned=planned,

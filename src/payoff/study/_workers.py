@@ -88,7 +88,6 @@ def _worker(
 
 
 def run_workers(
-    config: StudyConfig,
     *,
     prepared: _Prepared,
     study: optuna.Study,
@@ -114,7 +113,7 @@ def run_workers(
         # torch's OpenMP pool yet (each process warms up after the fork), so forking is safe.
         ctx, source = multiprocessing.get_context("fork"), prepared
     else:
-        ctx, source = multiprocessing.get_context("spawn"), config.model_dump(mode="json")
+        ctx, source = multiprocessing.get_context("spawn"), prepared.config.model_dump(mode="json")
     events = ctx.Queue()
     procs = [
         ctx.Process(
