@@ -86,6 +86,32 @@ def test_regression_metrics_match_sklearn() -> None:
     assert math.isnan(regression_metrics(y[:1], pred[:1])["r2"])
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_metrics_match_sklearn_with_absent_classes_ties_and_constant_targets(seed: int) -> None:
+    # Classes seen only in the truth or only in the predictions, tied AUC scores, and
+    # regression targets that never vary: the edge cases sklearn defines.
+    rng = np.random.default_rng(seed)
+    y = rng.choice([0, 2, 5], size=30)
+    y_pred = rng.choice([0, 1, 2], size=30)
+    out = classification_metrics(y, _proba(y_pred, 6, rng))
+    for name, fn in (
+        ("f1_macro", skm.f1_score),
+        ("precision_macro", skm.precision_score),
+        ("recall_macro", skm.recall_score),
+    ):
+        assert out[name] == pytest.approx(fn(y, y_pred, average="macro", zero_division=0))
+    yb = rng.integers(0, 2, 40)
+    score = rng.integers(0, 4, 40) / 4.0  # many ties
+    proba = np.column_stack([1 - score, score])
+    assert classification_metrics(yb, proba)["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(yb, score)
+    )
+    flat = np.full(10, 3.0)
+    assert regression_metrics(flat, flat)["r2"] == skm.r2_score(flat, flat) == 1.0
+    noisy = flat + rng.normal(size=10)
+    assert regression_metrics(flat, noisy)["r2"] == skm.r2_score(flat, noisy) == 0.0
+
+
 def test_shape_mismatch() -> None:
     with pytest.raises(ConfigError, match="proba"):
         classification_metrics(np.zeros(3), np.zeros((4, 2)))
