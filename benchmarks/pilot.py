@@ -65,6 +65,19 @@ def grid_answer(curve: dict[float, float], target: float) -> float:
     return reached[0] if reached else math.inf
 
 
+def grid_crossing(curve: dict[float, float], target: float) -> float:
+    """Where the grid's curve first reaches ``target``, log-interpolated between settings."""
+    sizes = sorted(curve)
+    for i, n in enumerate(sizes):
+        if curve[n] >= target:
+            if i == 0:
+                return n
+            m = sizes[i - 1]
+            frac = (target - curve[m]) / (curve[n] - curve[m])
+            return math.exp(math.log(m) + frac * math.log(n / m))
+    return math.inf
+
+
 def round_up(n: float, sizes: list[float]) -> float:
     # Settings within 2% count as that setting: the forecast is continuous, the grid is not.
     fits = [s for s in sizes if s >= 0.98 * n]
@@ -91,10 +104,10 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
     for target, answer in zip(targets, report["answers"], strict=True):
         truth = grid_answer(curve, target)
         said = round_up(answer["point"], sizes) if answer["reachable"] else math.inf
-        ratio = (
-            answer["point"] / truth if math.isfinite(truth) and answer["reachable"] else math.nan
-        )
-        rows.append((target, truth, said, ratio, answer["sure"]))
+        both = math.isfinite(truth) and answer["reachable"]
+        ratio = answer["point"] / truth if both else math.nan
+        crossing = answer["point"] / grid_crossing(curve, target) if both else math.nan
+        rows.append((target, truth, said, ratio, crossing, answer["sure"]))
     return {
         "name": name,
         "pilot_usd": spent(pilot),
@@ -129,12 +142,19 @@ def main() -> None:
                 f"(pilot's own estimate of the grid: ${result['estimate_usd']:.5f}); "
                 f"pilot stopped: {result['stop']}"
             )
-            print(f"  {'target':>8} {'grid says':>14} {'pilot says':>14} {'n ratio':>8}  sure")
-            for target, truth, said, ratio, sure in result["rows"]:
-                print(f"  {target:>8.3f} {fmt(truth):>14} {fmt(said):>14} {ratio:>8.2f}  {sure}")
+            print(
+                f"  {'target':>8} {'grid says':>14} {'pilot says':>14} {'n ratio':>8} "
+                f"{'vs crossing':>11}  sure"
+            )
+            for target, truth, said, ratio, crossing, sure in result["rows"]:
+                print(
+                    f"  {target:>8.3f} {fmt(truth):>14} {fmt(said):>14} {ratio:>8.2f} "
+                    f"{crossing:>11.2f}  {sure}"
+                )
     share = [r["pilot_usd"] / r["grid_usd"] for r in results]
     agree = [row[1] == row[2] for r in results for row in r["rows"]]
     ratios = [row[3] for r in results for row in r["rows"] if math.isfinite(row[3])]
+    crossings = [row[4] for r in results for row in r["rows"] if math.isfinite(row[4])]
     print("\nsummary over", len(results), "tasks,", len(agree), "questions:")
     print(
         f"pilot cost / grid cost: {', '.join(f'{s:.1%}' for s in share)} "
@@ -145,6 +165,12 @@ def main() -> None:
         print(
             f"data the pilot says is needed / what the grid shows: median "
             f"{np.median(ratios):.2f}, range {min(ratios):.2f} to {max(ratios):.2f}"
+        )
+        print(
+            f"data the pilot says is needed / where the grid's curve crosses the target: "
+            f"median {np.median(crossings):.2f}, range {min(crossings):.2f} to "
+            f"{max(crossings):.2f}, within 1-2x: {sum(1 <= c <= 2 for c in crossings)}/"
+            f"{len(crossings)}"
         )
 
 

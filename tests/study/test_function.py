@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import optuna
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -48,6 +50,29 @@ def test_a_scikit_learn_trial_function_is_metered_and_stored(tmp_path: Path) -> 
     # Reopened from storage alone, the study reads the same.
     again = payoff.load("logistic", tmp_path / "p.db").trials_frame()
     assert again["accuracy"].tolist() == frame["accuracy"].tolist()
+
+
+def test_reports_reach_the_storage_while_the_trial_runs_and_all_at_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Values are written at most every _FLUSH_EVERY_S (live curves), the rest at the end.
+    monkeypatch.setattr("payoff.study._trial._FLUSH_EVERY_S", 0.2)
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    live: list[int] = []
+
+    @payoff.trial_function
+    def slow(trial: payoff.Trial) -> dict[str, float]:
+        for epoch in range(1, 5):
+            trial.report(epoch=epoch, score=epoch / 10)
+            if epoch == 2:
+                stored = optuna.load_study(study_name="live", storage=url).trials[0]
+                live.append(len(stored.intermediate_values))
+            time.sleep(0.25)
+        return {"score": 0.4}
+
+    study = slow.run(study="live", levers={"x": [1]}, metric="score", storage=tmp_path / "p.db")
+    assert live == [2]  # the sleep after epoch 1 passed the interval: 1 and 2 were written
+    assert study.trials()[0].intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3, 4: 0.4}
 
 
 def test_an_exception_fails_its_trial_and_the_study_goes_on(tmp_path: Path) -> None:

@@ -647,6 +647,7 @@ def _run_one(
         attrs["fail_reason"] = failure
     attrs["curve"] = json.dumps(context.curve)
     with _deferred_interrupts():  # a trial is stored whole or not at all
+        context.flush()
         for name, v in attrs.items():
             trial.set_user_attr(name, v)
         if skipped is not None:
