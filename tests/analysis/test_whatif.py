@@ -291,7 +291,12 @@ def test_what_if_frame_puts_estimates_beside_measured_figures(real_trial: dict) 
     h100 = done.loc["lambda-h100-sxm"]
     assert h100["est_time_s"] == pytest.approx(direct.time_s)
     assert h100["est_cost_usd"] == pytest.approx(direct.time_s * 2.99 / 3600)
-    assert "overhead" in h100["caveats"]  # a tiny trial is far from any peak
+    # The overhead caveat follows the measured efficiency (a warm tiny trial may pass 1%).
+    assert ("overhead" in h100["caveats"]) == (direct.efficiency < 0.01)
+    for efficiency in (0.001, 0.2):
+        wall_s = real_trial["flops"] / (efficiency * direct.peak_flops_from)
+        slowed = what_if(real_trial | {"wall_s": wall_s}, "aws-m7i-large", "lambda-h100-sxm", book)
+        assert any("overhead" in c for c in slowed.caveats) == (efficiency < 0.01)
     assert "activations" in h100["bytes_method"]
     skipped = frame[frame["number"] == 2]
     assert skipped["est_time_s"].isna().all()
