@@ -25,6 +25,7 @@ import numpy as np
 import optuna
 
 import payoff
+from payoff.analysis._forecast import _crossing
 from payoff.config import config_from_dict
 from payoff.levers import n_examples
 from payoff.study._ledger import spend_usd
@@ -68,14 +69,7 @@ def grid_answer(curve: dict[float, float], target: float) -> float:
 def grid_crossing(curve: dict[float, float], target: float) -> float:
     """Where the grid's curve first reaches ``target``, log-interpolated between settings."""
     sizes = sorted(curve)
-    for i, n in enumerate(sizes):
-        if curve[n] >= target:
-            if i == 0:
-                return n
-            m = sizes[i - 1]
-            frac = (target - curve[m]) / (curve[n] - curve[m])
-            return math.exp(math.log(m) + frac * math.log(n / m))
-    return math.inf
+    return _crossing(np.array(sizes), np.array([curve[n] for n in sizes]), target)
 
 
 def round_up(n: float, sizes: list[float]) -> float:
