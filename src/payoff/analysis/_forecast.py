@@ -16,22 +16,18 @@ quantiles of ``(truth - point) / scale`` over reference curves (split-conformal)
 coverage holds on curves like the reference ones. A flat or noisy curve gets 1.5 times
 the scale and a warning; the scatter of repeated seeds is added for one future trial.
 
-Optionally (``_forecast_from(..., rcal)``; not yet the default of ``forecast_curve``:
-cross-validated on LCDB it gains little, and it pulls clean synthetic curves towards
-LCDB-like continuations), for an accuracy-like metric in [0, 1] (an error rate is
-mirrored first) the point and the interval come instead from the reference curves
-shipped with payoff (``_reference.py``): the median forecast of the nearest reference
-curves is blended with the ensemble median by learnt weights that also correct the fits'
-under-prediction, and the interval scale adds the neighbours' spread
-(``_RefCalibration``). Other metrics, and sizes no reference reaches, keep the ensemble
-alone; ``Forecast.method`` says which path was taken.
+For an accuracy-like metric in [0, 1] (an error rate is mirrored first) measured at 4 or
+more sizes, a forecast beyond the largest size is corrected by gradient-boosted trees
+learnt on real accuracy curves (``_learnt.py``): they move the point from the median of
+the fits towards where such curves really went (plain fits level off too soon), and give
+the interval its scale. Other metrics keep the ensemble alone; ``Forecast.method`` says
+which path was taken.
 
-The constants (``_LCDB_CALIBRATION``, ``_LCDB_REF_CALIBRATION``) were learnt on the
-public part of the Learning Curve Database (LCDB 1.0, Mohr, Viering, Loog, van Rijn et
-al., 2022: accuracy curves of 20 scikit-learn learners on 121 OpenML data sets,
-extrapolating 5-20x); ``benchmarks/lcdb_forecast.py --learn`` reproduces them and
-measures, by 2-fold cross-validation over data sets, how they hold on curves they were
-not learnt on.
+The constants (``_LCDB_CALIBRATION`` and the correction) were learnt on the public part
+of the Learning Curve Database (LCDB 1.0, Mohr, Viering, Loog, van Rijn et al., 2022:
+accuracy curves of 20 scikit-learn learners on 121 OpenML data sets);
+``benchmarks/lcdb_forecast.py --learn`` reproduces them and measures, by 2-fold
+cross-validation over data sets, how they hold on curves they were not learnt on.
 """
 
 from __future__ import annotations
@@ -45,12 +41,7 @@ from numpy.typing import ArrayLike
 
 from payoff._errors import ConfigError
 from payoff.analysis._curves import CURVE_FAMILIES, CurveFit, FloatArray, _fit_arrays
-from payoff.analysis._reference import (
-    Neighbours,
-    ReferenceCurves,
-    neighbour_forecast,
-    reference_curves,
-)
+from payoff.analysis._learnt import Correction, features, learnt_correction, ramp
 
 ENSEMBLE_FAMILIES: tuple[str, ...] = ("pow3", "pow4", "mmf", "logpower")
 """The families whose median forecast is the point (the best median on LCDB)."""
@@ -120,102 +111,6 @@ _LCDB_CALIBRATION = _Calibration(
     z_low=(-5.4033, -3.5969, -1.8084, -1.3182, -0.8231, -0.277),
     z_high=(6.0717, 5.1086, 3.3763, 2.4799, 1.5939, 0.7401),
     source="LCDB 1.0 public part (accuracy curves, 121 OpenML data sets)",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _RefCalibration:
-    """Learnt constants of the reference-curve path (accuracy-like metrics in [0, 1]).
-
-    The point is ``par + b . (1, knn - par, par - last, (knn - par) lr, (par - last) lr,
-    slope)`` with ``par`` the ensemble median, ``knn`` the neighbours' median and
-    ``lr = log2(max(at / max(sizes), 1))``: a learnt blend that also corrects the fits'
-    under-prediction. The scale is ``sqrt(sum (c_i f_i)^2) * (8 / n)^c_n * (1 + c_flag
-    flagged)`` over ``f = (1, knn spread, |knn - par|, family spread, |par - last|,
-    slope lr, rmse)``, and the interval ``point + z * scale`` (split-conformal).
-    """
-
-    blend: tuple[float, ...]
-    scale: tuple[float, ...]
-    tail_probs: tuple[float, ...]
-    z_low: tuple[float, ...]
-    z_high: tuple[float, ...]
-    source: str
-
-    def z(self, level: float) -> tuple[float, float, bool]:
-        """Return (z_low, z_high) for a central ``level`` and whether it is calibrated."""
-        return _z_table(self.tail_probs, self.z_low, self.z_high, level)
-
-
-def _blend_from(
-    rcal: _RefCalibration,
-    *,
-    par: ArrayLike,
-    knn: ArrayLike,
-    last: ArrayLike,
-    slope: ArrayLike,
-    ratio: ArrayLike,
-) -> FloatArray:
-    """The reference path's point, elementwise (see ``_RefCalibration``)."""
-    par_, knn_, last_ = (np.asarray(v, dtype=np.float64) for v in (par, knn, last))
-    lr = np.log2(np.maximum(np.asarray(ratio, dtype=np.float64), 1.0))
-    b = rcal.blend
-    gap, rise = knn_ - par_, par_ - last_
-    return par_ + (
-        b[0]
-        + b[1] * gap
-        + b[2] * rise
-        + b[3] * gap * lr
-        + b[4] * rise * lr
-        + b[5] * np.asarray(slope)
-    )
-
-
-def _ref_scale_from(
-    rcal: _RefCalibration,
-    *,
-    par: ArrayLike,
-    knn: ArrayLike,
-    knn_spread: ArrayLike,
-    spread: ArrayLike,
-    last: ArrayLike,
-    slope: ArrayLike,
-    rmse: ArrayLike,
-    ratio: ArrayLike,
-    n_points: ArrayLike,
-    flagged: ArrayLike,
-) -> FloatArray:
-    """The reference path's residual scale, elementwise (see ``_RefCalibration``)."""
-    c = rcal.scale
-    lr = np.log2(np.maximum(np.asarray(ratio, dtype=np.float64), 1.0))
-    feats = (
-        np.ones_like(lr),
-        np.asarray(knn_spread),
-        np.abs(np.asarray(knn) - np.asarray(par)),
-        np.asarray(spread),
-        np.abs(np.asarray(par) - np.asarray(last)),
-        np.asarray(slope) * lr,
-        np.asarray(rmse),
-    )
-    s = np.sqrt(sum((ci * f) ** 2 for ci, f in zip(c[:7], feats, strict=True)))
-    s = s * (8.0 / np.asarray(n_points, dtype=np.float64)) ** c[7]
-    return s * (1.0 + c[8] * np.asarray(flagged, dtype=np.float64))
-
-
-# The reference path is off by default: on held-out LCDB data sets it improves the signed
-# error but hardly the absolute one, costs ~20 ms, and moves clean synthetic curves
-# (required_size of a pure power law halves). Set to _LCDB_REF_CALIBRATION to turn it on.
-_DEFAULT_REF: _RefCalibration | None = None
-
-# Learnt on all 5,803 (curve, cutoff) forecasts of the public LCDB part, each with its own
-# data set left out of the references, by `benchmarks/lcdb_forecast.py --learn`.
-_LCDB_REF_CALIBRATION = _RefCalibration(
-    blend=(0.00022, -0.22203, -0.44152, 0.12469, 0.07574, 0.47056),
-    scale=(0.00179, 0.35635, 0.21107, 0.12053, 0.1211, 0.01609, 1.67789, 0.51864, 0.01557),
-    tail_probs=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
-    z_low=(-11.9233, -7.8435, -4.0521, -2.5665, -1.7058, -0.751),
-    z_high=(10.6201, 8.1099, 5.1865, 3.7698, 2.4712, 1.0323),
-    source="LCDB 1.0 public part (121 OpenML data sets)",
 )
 
 
@@ -487,13 +382,16 @@ class _Band:
     low: FloatArray
     high: FloatArray
     calibrated: bool
-    references: bool  # whether the reference curves made the point at some size
+    learnt: bool  # whether the learnt correction moved the point at some size
 
 
-def _uses_references(ens: _Ensemble) -> bool:
-    """Whether the curve is an accuracy-like metric in [0, 1] (rising, or mirrored)."""
+def _learns(ens: _Ensemble) -> bool:
+    """Whether the learnt correction applies: an accuracy-like metric in [0, 1] (rising,
+    or mirrored) at 4 or more sizes, like the curves it was learnt on, and not flat (a
+    flat line leaves the trees nothing to correct; its widened interval stands)."""
     c = ens.curve
-    return bool(ens.fits) and c.r_max == 1.0 and c.offset == (0.0 if c.sign > 0 else 1.0)
+    accuracy_like = c.r_max == 1.0 and c.offset == (0.0 if c.sign > 0 else 1.0)
+    return bool(ens.fits) and ens.n_points >= 4 and accuracy_like and "flat" not in ens.flags
 
 
 def _band(
@@ -501,17 +399,9 @@ def _band(
     at: FloatArray,
     level: float,
     cal: _Calibration,
-    rcal: _RefCalibration | None = None,
-    *,
-    refs: ReferenceCurves | None = None,
-    neighbours: Neighbours | None = None,
+    learnt: Correction | None = None,
 ) -> _Band:
-    """Point and interval at sizes ``at``.
-
-    With ``rcal``, an accuracy-like curve is forecast from the reference curves
-    (``refs``, the shipped ones by default, or precomputed ``neighbours``) blended with
-    the ensemble; sizes no reference reaches keep the ensemble alone.
-    """
+    """Point and interval at sizes ``at``; ``learnt`` corrects an accuracy-like curve."""
     curve = ens.curve
     ratio = at / curve.sizes[-1]
     members = ens.members(at)
@@ -528,32 +418,18 @@ def _band(
     else:
         s = _scale(ens, point, spread, ratio, cal)
         low, high = point + z_lo * s, point + z_hi * s
-        if rcal is not None and _uses_references(ens):
-            nb = neighbours
-            if nb is None:
-                ref = reference_curves() if refs is None else refs
-                nb = neighbour_forecast(ref, curve.sizes, curve.r, at)
-            ok = np.isfinite(nb.point)
-            if ok.any():
-                used = True
-                knn = np.where(ok, nb.point, point)
-                feats = {"par": point, "knn": knn, "last": ens.last, "slope": ens.slope}
-                p_ref = np.clip(_blend_from(rcal, **feats, ratio=ratio), 0.0, 1.0)
-                s_ref = _ref_scale_from(
-                    rcal,
-                    **feats,
-                    knn_spread=np.where(ok, nb.spread, 0.0),
-                    spread=spread,
-                    rmse=ens.rmse,
-                    ratio=ratio,
-                    n_points=ens.n_points,
-                    flagged=bool(ens.flags),
-                )
-                r_lo, r_hi, r_cal = rcal.z(level)
-                calibrated = calibrated and r_cal
-                low = np.where(ok, p_ref + r_lo * s_ref, low)
-                high = np.where(ok, p_ref + r_hi * s_ref, high)
-                point = np.where(ok, p_ref, point)
+        w = ramp(np.log2(ratio)) if learnt is not None and _learns(ens) else np.zeros(1)
+        if learnt is not None and w.any():
+            used = True
+            # The trees learnt flat and noisy curves too: no extra margin for a flag.
+            shift, scale = learnt.shift_and_scale(features(ens, at))
+            l_lo, l_hi, l_cal = _z_table(learnt.tail_probs, learnt.z_low, learnt.z_high, level)
+            calibrated = calibrated and l_cal
+            fixed = np.clip(point + shift, 0.0, 1.0)
+            # Within the measured sizes the fits stand; half a doubling out the trees do.
+            low = (1.0 - w) * low + w * (fixed + l_lo * scale)
+            high = (1.0 - w) * high + w * (fixed + l_hi * scale)
+            point = (1.0 - w) * point + w * fixed
     if curve.seed_sd > 0:
         # One future trial scatters around the mean like the repeated ones did.
         k = NormalDist().inv_cdf(0.5 + level / 2.0) * curve.seed_sd
@@ -622,24 +498,22 @@ def _warnings(ens: _Ensemble, ratio: float, calibrated: bool) -> tuple[str, ...]
     return tuple(out)
 
 
-def _method(ens: _Ensemble, cal: _Calibration, rcal: _RefCalibration | None, used: bool) -> str:
+def _method(ens: _Ensemble, cal: _Calibration, learnt: Correction | None, used: bool) -> str:
     if not ens.fits:
         return "last measured level (too few sizes to fit a curve)"
     fits = f"median of {', '.join(ENSEMBLE_FAMILIES)} fits (bounded least squares)"
-    if rcal is None:
-        return f"{fits}; interval: split-conformal residual scale learnt on {cal.source}"
-    if used:
+    if used and learnt is not None:
         return (
-            f"{fits}, blended with the rises of the nearest reference accuracy curves "
-            f"(LCDB 1.0); blend and split-conformal interval learnt on {rcal.source}"
+            f"{fits}, corrected by gradient-boosted trees learnt on {learnt.source}; "
+            "interval: split-conformal, scaled by the trees' 5-95% residual quantiles"
         )
-    why = (
-        "no reference curve reaches that far"
-        if _uses_references(ens)
-        else "reference curves skipped: they are accuracy curves, and this metric is not "
-        "bounded in [0, 1]"
-    )
-    return f"{fits} ({why}); interval: split-conformal residual scale learnt on {cal.source}"
+    why = ""
+    if learnt is not None and not _learns(ens):
+        why = (
+            " (no learnt correction: it was learnt on accuracy-like curves in [0, 1] "
+            "measured at 4 or more sizes, and a flat curve has nothing to correct)"
+        )
+    return f"{fits}{why}; interval: split-conformal residual scale learnt on {cal.source}"
 
 
 def _check_level(level: float) -> float:
@@ -663,12 +537,9 @@ def _forecast_from(
     at: float,
     level: float,
     cal: _Calibration,
-    rcal: _RefCalibration | None = None,
-    *,
-    refs: ReferenceCurves | None = None,
-    neighbours: Neighbours | None = None,
+    learnt: Correction | None = None,
 ) -> Forecast:
-    band = _band(ens, np.array([at]), level, cal, rcal, refs=refs, neighbours=neighbours)
+    band = _band(ens, np.array([at]), level, cal, learnt)
     ratio = at / float(ens.curve.sizes[-1])
     ceiling, c_lo, c_hi = _ceiling(ens, level, cal)
     return Forecast(
@@ -679,7 +550,7 @@ def _forecast_from(
         at=at,
         extrapolation=ratio,
         n_points=ens.n_points,
-        method=_method(ens, cal, rcal, band.references),
+        method=_method(ens, cal, learnt, band.learnt),
         ceiling=ceiling,
         ceiling_low=c_lo,
         ceiling_high=c_hi,
@@ -695,6 +566,7 @@ def forecast_curve(
     level: float = 0.9,
     higher_is_better: bool = True,
     bounds: tuple[float, float] | None = (0.0, 1.0),
+    correction: bool = True,
 ) -> Forecast:
     """Forecast the score at size ``at`` from measured (size, score) points.
 
@@ -709,6 +581,9 @@ def forecast_curve(
         level: Nominal coverage of the interval.
         higher_is_better: False for an error metric that falls with size.
         bounds: The metric's range, ``None`` if unbounded; forecasts stay inside it.
+        correction: Correct an accuracy-like curve with the trees learnt on LCDB's
+            accuracy-against-training-set-size curves. Pass False for other levers
+            (epochs, parameters), which those curves say nothing about.
 
     Raises:
         ConfigError: NaN or infinite values, mismatched lengths, sizes or ``at`` <= 0,
@@ -716,7 +591,11 @@ def forecast_curve(
     """
     curve = _prepare(sizes, scores, higher_is_better=higher_is_better, bounds=bounds)
     return _forecast_from(
-        _fit_ensemble(curve), _check_at(at), _check_level(level), _LCDB_CALIBRATION, _DEFAULT_REF
+        _fit_ensemble(curve),
+        _check_at(at),
+        _check_level(level),
+        _LCDB_CALIBRATION,
+        learnt_correction() if correction else None,
     )
 
 
@@ -744,6 +623,7 @@ def required_size(
     level: float = 0.9,
     higher_is_better: bool = True,
     bounds: tuple[float, float] | None = (0.0, 1.0),
+    correction: bool = True,
 ) -> Inverse:
     """Estimate the size at which the metric reaches ``target``, with an interval.
 
@@ -759,6 +639,7 @@ def required_size(
         level: Nominal coverage of the interval.
         higher_is_better: False for an error metric that falls with size.
         bounds: The metric's range, ``None`` if unbounded.
+        correction: As in ``forecast_curve``.
 
     Raises:
         ConfigError: invalid inputs as in ``forecast_curve``, or a non-finite target.
@@ -775,7 +656,7 @@ def required_size(
     cal = _LCDB_CALIBRATION
     ceiling, c_lo, c_hi = _ceiling(ens, level, cal)
     grid = np.geomspace(float(curve.sizes[0]), float(curve.sizes[-1]) * _MAX_REACH, 400)
-    band = _band(ens, grid, level, cal, _DEFAULT_REF)
+    band = _band(ens, grid, level, cal, learnt_correction() if correction else None)
     sign = 1.0 if higher_is_better else -1.0
     # In "rising" terms: reach sign * value >= sign * target.
     point = _crossing(grid, sign * band.point, sign * tgt)

@@ -224,6 +224,7 @@ def forecast_lever(
         level=level,
         higher_is_better=_maximize(curve.metric),
         bounds=_bounds(curve.metric),
+        correction=curve.lever == "data",
     )
     return LeverForecast(
         curve, to, forecast, cost_at(curve, to, labels_usd_per_example=labels_usd_per_example)
@@ -243,6 +244,7 @@ def target_lever(
         level=level,
         higher_is_better=_maximize(curve.metric),
         bounds=_bounds(curve.metric),
+        correction=curve.lever == "data",
     )
     costs = (
         cost_at(curve, inverse.point, labels_usd_per_example=labels_usd_per_example)

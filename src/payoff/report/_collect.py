@@ -87,6 +87,7 @@ def _band(curve: ReturnCurve, *, level: float, reach: float, n: int = 16) -> Ban
             level=level,
             higher_is_better=maximize(curve.metric),
             bounds=(0.0, 1.0) if bounded(curve.metric) else None,
+            correction=curve.lever == "data",
         )
         pts.append(f.point)
         lows.append(f.low)
