@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+import warnings
 from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
@@ -61,6 +62,8 @@ SHIPPED = Path(__file__).parents[1] / "src/payoff/analysis/data/learnt_correctio
 CUTOFFS = (1 / 16, 1 / 8, 1 / 4)
 LEVEL = 0.9
 TAIL_PROBS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+# scikit-learn warns on every tree fit once a multiprocessing pool has run in the process.
+warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed")
 MIN_REACH = 0.5  # doublings between a training prefix's last anchor and the target
 FOLDS = 5  # cross-validation over OpenML data sets
 

@@ -16,17 +16,18 @@ quantiles of ``(truth - point) / scale`` over reference curves (split-conformal)
 coverage holds on curves like the reference ones. A flat or noisy curve gets 1.5 times
 the scale and a warning; the scatter of repeated seeds is added for one future trial.
 
-For an accuracy-like metric in [0, 1] (an error rate is mirrored first) measured at 4 or
-more sizes, a forecast beyond the largest size is corrected by gradient-boosted trees
-learnt on real accuracy curves (``_learnt.py``): they move the point from the median of
-the fits towards where such curves really went (plain fits level off too soon), and give
-the interval its scale. Other metrics keep the ensemble alone; ``Forecast.method`` says
-which path was taken.
+For an accuracy-like metric in [0, 1] (an error rate is mirrored first) against training
+examples, measured at 4 or more sizes and not flat, a forecast beyond the largest size is
+corrected by gradient-boosted trees learnt on real accuracy curves (``_learnt.py``): they
+move the point from the median of the fits towards where such curves really went (plain
+fits level off too soon), and scale the interval, which is then ``point + z * scale``
+with its own split-conformal ``z``. Other metrics and levers keep the ensemble alone;
+``Forecast.method`` says which path was taken.
 
 The constants (``_LCDB_CALIBRATION`` and the correction) were learnt on the public part
 of the Learning Curve Database (LCDB 1.0, Mohr, Viering, Loog, van Rijn et al., 2022:
 accuracy curves of 20 scikit-learn learners on 121 OpenML data sets);
-``benchmarks/lcdb_forecast.py --learn`` reproduces them and measures, by 2-fold
+``benchmarks/lcdb_forecast.py --learn`` reproduces them and measures, by 5-fold
 cross-validation over data sets, how they hold on curves they were not learnt on.
 """
 
@@ -418,8 +419,8 @@ def _band(
     else:
         s = _scale(ens, point, spread, ratio, cal)
         low, high = point + z_lo * s, point + z_hi * s
-        w = ramp(np.log2(ratio)) if learnt is not None and _learns(ens) else np.zeros(1)
-        if learnt is not None and w.any():
+        w = ramp(np.log2(ratio))
+        if learnt is not None and _learns(ens) and w.any():
             used = True
             # The trees learnt flat and noisy curves too: no extra margin for a flag.
             shift, scale = learnt.shift_and_scale(features(ens, at))
@@ -582,8 +583,9 @@ def forecast_curve(
         higher_is_better: False for an error metric that falls with size.
         bounds: The metric's range, ``None`` if unbounded; forecasts stay inside it.
         correction: Correct an accuracy-like curve with the trees learnt on LCDB's
-            accuracy-against-training-set-size curves. Pass False for other levers
-            (epochs, parameters), which those curves say nothing about.
+            accuracy-against-training-set-size curves (sizes as counts of examples).
+            Pass False for other levers (epochs, parameters), which those curves say
+            nothing about.
 
     Raises:
         ConfigError: NaN or infinite values, mismatched lengths, sizes or ``at`` <= 0,
