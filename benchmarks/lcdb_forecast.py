@@ -20,6 +20,9 @@ Methods:
   pow4        a - b (x + d)^-c by bounded least squares (payoff's ``fit_curve``, equal
               weights); the interval is the least-squares one (covariance from the
               Jacobian, delta method, Student t).
+  learner-cv  payoff-cv's point trees given also which learner made the curve, which
+              ``forecast_curve`` never knows: a reference for how much of the error the
+              curve alone cannot explain, not a method.
 
 The correction is learnt from every prefix of >= 4 anchors of every curve that stops at
 least half a doubling before the curve's largest anchor, forecasting that largest anchor
@@ -66,6 +69,34 @@ TAIL_PROBS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed")
 MIN_REACH = 0.5  # doublings between a training prefix's last anchor and the target
 FOLDS = 5  # cross-validation over OpenML data sets
+# LCDB 1.0's learners, for the learner-aware reference row (not an input of the forecaster).
+LEARNERS = (
+    "SVC_linear",
+    "SVC_poly",
+    "SVC_rbf",
+    "SVC_sigmoid",
+    *(
+        f"sklearn.{m}"
+        for m in (
+            "discriminant_analysis.LinearDiscriminantAnalysis",
+            "discriminant_analysis.QuadraticDiscriminantAnalysis",
+            "ensemble.ExtraTreesClassifier",
+            "ensemble.GradientBoostingClassifier",
+            "ensemble.RandomForestClassifier",
+            "linear_model.LogisticRegression",
+            "linear_model.PassiveAggressiveClassifier",
+            "linear_model.Perceptron",
+            "linear_model.RidgeClassifier",
+            "linear_model.SGDClassifier",
+            "naive_bayes.BernoulliNB",
+            "naive_bayes.MultinomialNB",
+            "neighbors.KNeighborsClassifier",
+            "neural_network.MLPClassifier",
+            "tree.DecisionTreeClassifier",
+            "tree.ExtraTreeClassifier",
+        )
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +105,10 @@ class Curve:
     learner: str
     sizes: np.ndarray
     scores: np.ndarray
+
+    @property
+    def learner_index(self) -> int:
+        return LEARNERS.index(self.learner) if self.learner in LEARNERS else len(LEARNERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +139,8 @@ class Pairs:
     x: np.ndarray  # features(ensemble, largest anchor), one row a prefix
     median: np.ndarray  # the ensemble's median forecast
     truth: np.ndarray
+    learner: np.ndarray  # index into LEARNERS (for the learner-aware reference row only)
+    cutoff: np.ndarray  # the benchmark's cutoff this prefix is scored at, or 0
 
     def where(self, keep: np.ndarray) -> Pairs:
         return Pairs(*(getattr(self, f)[keep] for f in self.__dataclass_fields__))
@@ -179,13 +216,15 @@ def work(curve: Curve) -> tuple[list[Outcome], Pairs]:
             outcomes.append(Outcome(item, ens, pow4, float(y[k - 1]), elapsed))
         if reach >= MIN_REACH - 1e-9:
             median = float(np.median(ens.members(at)))
-            rows.append((features(ens, at)[0], median))
+            rows.append((features(ens, at)[0], median, cutoff or 0.0))
     n = len(rows)
     pairs = Pairs(
         np.full(n, curve.openmlid),
         np.array([r[0] for r in rows]).reshape(n, -1),
         np.array([r[1] for r in rows]),
         np.full(n, y[-1]),
+        np.full(n, curve.learner_index),
+        np.array([r[2] for r in rows]),
     )
     return outcomes, pairs
 
@@ -361,6 +400,22 @@ def cross_validated(
     return out
 
 
+def learner_aware_cv(pairs: Pairs) -> dict[float, np.ndarray]:
+    """The point trees given also the learner (one-hot), cross-validated as payoff-cv.
+
+    Not a forecaster payoff can ship (``forecast_curve`` sees a curve, not the learner
+    that made it): a reference for how much the curve alone leaves unexplained.
+    """
+    onehot = np.eye(len(LEARNERS) + 1)[pairs.learner]
+    aware = replace(pairs, x=np.hstack([pairs.x, onehot]))
+    point = np.full(len(pairs.truth), np.nan)
+    for fold in range(FOLDS):
+        held = (pairs.openmlid % FOLDS == fold) & (pairs.cutoff > 0)
+        model = _trees(aware.where(pairs.openmlid % FOLDS != fold), "absolute_error")
+        point[held] = np.clip(pairs.median[held] + model.predict(aware.x[held]), 0.0, 1.0)
+    return {c: np.c_[point, pairs.truth][pairs.cutoff == c] for c in CUTOFFS}
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -368,7 +423,7 @@ def row(name: str, truth: np.ndarray, fc: np.ndarray) -> str:
     err = (fc[:, 0] - truth) * 100
     a = np.abs(err)
     text = (
-        f"{name:10s} {a.mean():6.2f} {np.median(a):6.2f} {np.quantile(a, 0.9):6.2f} "
+        f"{name:11s} {a.mean():6.2f} {np.median(a):6.2f} {np.quantile(a, 0.9):6.2f} "
         f"{err.mean():+7.2f}"
     )
     if fc.shape[1] == 3 and np.all(np.isfinite(fc[:, 1:])):
@@ -426,6 +481,7 @@ def main() -> None:
     ]
     cv = cross_validated(outcomes, pairs, correct=True)
     ens_cv = cross_validated(outcomes, pairs, correct=False)
+    aware = learner_aware_cv(pairs)
     times = np.array([o.forecast_s for o in outcomes]) * 1000
     print(
         f"payoff forecast time per curve (fits and forecast, shipped correction): median "
@@ -451,10 +507,13 @@ def main() -> None:
         print(row("ensemble-cv", truth, np.array([ens_cv[i] for i in sel])))
         print(row("last", truth, np.array([[outcomes[i].last] for i in sel])))
         print(row("pow4", truth, np.array([outcomes[i].pow4 for i in sel])))
+        point, got = aware[cutoff].T
+        print(row("learner-cv", got, point[:, None]))
         print()
     print("payoff: the correction and interval as shipped, learnt on this public part")
     print("(in-sample); payoff-cv and ensemble-cv learn on 4/5 of the OpenML data sets and")
-    print("score the fifth left out, for each fifth.")
+    print("score the fifth left out, for each fifth. learner-cv: payoff-cv's point trees")
+    print("told the learner too, which the forecaster is not (a reference, not a method).")
     if args.learn:
         cal = learn_calibration(outcomes, source)
         print("\nensemble constants learnt on all curves (paste into _LCDB_CALIBRATION):")

@@ -89,6 +89,12 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
     low, best = curve[min(curve)], max(curve.values())
     targets = [round(low + q * (best - low), 3) for q in (0.5, 0.8, 0.95)]
     targets.append(round(min(best + 0.03, 0.999), 3))
+    # How well the grid agrees with itself: each seed's answers against the other's.
+    by_seed = [
+        {float(n): float(v) for n, v in g.groupby("n_train")["test_accuracy"].mean().items()}
+        for _, g in top.groupby("seed")
+    ]
+    seeds_agree = [grid_answer(by_seed[0], t) == grid_answer(by_seed[1], t) for t in targets]
     pilot = payoff.run(
         config_from_dict(study_dict(name, spec, "pilot", pilot={"target": {"accuracy": targets}})),
         storage=storage,
@@ -114,6 +120,7 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
         "estimate_usd": report["grid_cost_usd_estimate"],
         "stop": report["stop_reason"],
         "rows": rows,
+        "seeds_agree": seeds_agree,
     }
 
 
@@ -159,6 +166,11 @@ def main() -> None:
     print(
         f"pilot cost / grid cost: {', '.join(f'{s:.1%}' for s in share)} "
         f"(mean {np.mean(share):.1%})"
+    )
+    self_agree = [a for r in results for a in r["seeds_agree"]]
+    print(
+        f"the grid's own two seeds, each alone, give the same answer on {sum(self_agree)}/"
+        f"{len(self_agree)} ({np.mean(self_agree):.0%}): the ceiling on any pilot's agreement"
     )
     for name, said, cross in (("point", 2, 3), ("plan (75% sure)", 4, 5)):
         agree = [row[1] == row[said] for r in results for row in r["rows"]]
