@@ -170,7 +170,7 @@ def main() -> None:
     self_agree = [a for r in results for a in r["seeds_agree"]]
     print(
         f"the grid's own two seeds, each alone, give the same answer on {sum(self_agree)}/"
-        f"{len(self_agree)} ({np.mean(self_agree):.0%}): the ceiling on any pilot's agreement"
+        f"{len(self_agree)} ({np.mean(self_agree):.0%}): how far seed noise alone moves an answer"
     )
     for name, said, cross in (("point", 2, 3), ("plan (75% sure)", 4, 5)):
         agree = [row[1] == row[said] for r in results for row in r["rows"]]
