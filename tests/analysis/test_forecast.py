@@ -296,3 +296,25 @@ def test_a_correction_learnt_on_other_inputs_is_not_used(tmp_path: Path) -> None
     arrays["features"] = np.array(["reach", "last"])
     np.savez(path, **arrays)
     assert load_correction(str(path)) is None
+
+
+def test_the_correction_beats_the_fits_on_real_lcdb_curves() -> None:
+    # A regression guard: features computed differently from how the trees learnt them
+    # would make the corrected forecasts worse than the plain fits on these curves. They
+    # are among the curves the trees learnt from, so this checks the wiring, not skill
+    # (benchmarks/lcdb_forecast.py measures that on data sets left out).
+    import pandas as pd
+
+    data = Path(__file__).parents[2] / "benchmarks" / "data" / "lcdb_public_curves.csv.gz"
+    frame = pd.read_csv(data).sort_values("size_train")
+    curves = [g for _, g in frame.groupby(["openmlid", "learner"]) if len(g) >= 10]
+    errors: dict[bool, list[float]] = {True: [], False: []}
+    for g in curves[:: max(1, len(curves) // 60)]:
+        x, y = g["size_train"].to_numpy(float), g["score_valid"].to_numpy(float)
+        seen = x <= x[-1] / 8
+        for correction in (True, False):
+            f = forecast_curve(x[seen], y[seen], x[-1], correction=correction)
+            errors[correction].append(f.point - y[-1])
+    corrected, plain = np.array(errors[True]), np.array(errors[False])
+    assert np.median(np.abs(corrected)) < np.median(np.abs(plain))
+    assert abs(corrected.mean()) < abs(plain.mean())
