@@ -444,10 +444,19 @@ def _band(
     return _Band(p, lo_, hi_, calibrated, used)
 
 
-def _ceiling(ens: _Ensemble, level: float, cal: _Calibration) -> tuple[float, float, float]:
-    """Median family ceiling, widened by the calibrated scale at the calibrated reach."""
+def _ceiling(
+    ens: _Ensemble, level: float, cal: _Calibration, learnt: Correction | None = None
+) -> tuple[float, float, float]:
+    """Median family ceiling, widened by the calibrated scale at the calibrated reach.
+
+    Where the learnt correction applies, the ceiling is where the corrected forecast
+    levels off instead (its band far out), so no forecast passes its own ceiling.
+    """
     if not ens.fits:
         return math.nan, math.nan, math.nan
+    if learnt is not None and _learns(ens):
+        far = _band(ens, np.array([float(ens.curve.sizes[-1]) * _MAX_REACH]), level, cal, learnt)
+        return float(far.point[0]), float(far.low[0]), float(far.high[0])
     c = ens.ceilings()
     if len(c) == 0:
         return math.nan, math.nan, math.nan
@@ -542,7 +551,7 @@ def _forecast_from(
 ) -> Forecast:
     band = _band(ens, np.array([at]), level, cal, learnt)
     ratio = at / float(ens.curve.sizes[-1])
-    ceiling, c_lo, c_hi = _ceiling(ens, level, cal)
+    ceiling, c_lo, c_hi = _ceiling(ens, level, cal, learnt)
     return Forecast(
         point=float(band.point[0]),
         low=float(band.low[0]),
@@ -656,9 +665,10 @@ def required_size(
     curve = _prepare(sizes, scores, higher_is_better=higher_is_better, bounds=bounds)
     ens = _fit_ensemble(curve)
     cal = _LCDB_CALIBRATION
-    ceiling, c_lo, c_hi = _ceiling(ens, level, cal)
+    learnt = learnt_correction() if correction else None
+    ceiling, c_lo, c_hi = _ceiling(ens, level, cal, learnt)
     grid = np.geomspace(float(curve.sizes[0]), float(curve.sizes[-1]) * _MAX_REACH, 400)
-    band = _band(ens, grid, level, cal, learnt_correction() if correction else None)
+    band = _band(ens, grid, level, cal, learnt)
     sign = 1.0 if higher_is_better else -1.0
     # In "rising" terms: reach sign * value >= sign * target.
     point = _crossing(grid, sign * band.point, sign * tgt)
