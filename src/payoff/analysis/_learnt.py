@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -128,16 +128,7 @@ class Trees:
         return cls(**{**got, "baseline": float(got["baseline"])})  # type: ignore[arg-type]
 
 
-_TREE_FIELDS = (
-    "feature",
-    "threshold",
-    "missing_left",
-    "left",
-    "right",
-    "value",
-    "roots",
-    "baseline",
-)
+_TREE_FIELDS = tuple(f.name for f in fields(Trees))
 
 
 def trees_from_sklearn(model: object) -> Trees:
