@@ -380,24 +380,27 @@ def learn_calibration(outcomes: list[Outcome], source: str) -> _Calibration:
     )
 
 
-def cross_validated(
-    outcomes: list[Outcome], pairs: Pairs, *, correct: bool
-) -> list[tuple[float, float, float]]:
-    """Learn everything on 4 of 5 groups of OpenML ids (``id % 5``), score the fifth."""
-    out: list[tuple[float, float, float]] = [(math.nan,) * 3] * len(outcomes)
+Triple = tuple[float, float, float]
+
+
+def cross_validated(outcomes: list[Outcome], pairs: Pairs) -> tuple[list[Triple], list[Triple]]:
+    """Learn everything on 4 of 5 groups of OpenML ids (``id % 5``), score the fifth.
+
+    Returns the forecasts (point, low, high) with the learnt correction and without it
+    (the fits alone), each fold's interval constants learnt once for both.
+    """
+    corrected: list[Triple] = [(math.nan,) * 3] * len(outcomes)
+    plain = list(corrected)
     for fold in range(FOLDS):
         source = f"LCDB ids not {fold} mod {FOLDS}"
         cal = learn_calibration([o for o in outcomes if o.item.openmlid % FOLDS != fold], source)
-        learnt = (
-            learn_correction(pairs.where(pairs.openmlid % FOLDS != fold), source)
-            if correct
-            else None
-        )
+        learnt = learn_correction(pairs.where(pairs.openmlid % FOLDS != fold), source)
         for i, o in enumerate(outcomes):
             if o.item.openmlid % FOLDS == fold:
-                fc = _forecast_from(o.ensemble, o.item.at, LEVEL, cal, learnt)
-                out[i] = (fc.point, fc.low, fc.high)
-    return out
+                for out, correction in ((corrected, learnt), (plain, None)):
+                    fc = _forecast_from(o.ensemble, o.item.at, LEVEL, cal, correction)
+                    out[i] = (fc.point, fc.low, fc.high)
+    return corrected, plain
 
 
 def learner_aware_cv(pairs: Pairs) -> dict[float, np.ndarray]:
@@ -479,8 +482,7 @@ def main() -> None:
     shipped = [
         _forecast_from(o.ensemble, o.item.at, LEVEL, _LCDB_CALIBRATION, learnt) for o in outcomes
     ]
-    cv = cross_validated(outcomes, pairs, correct=True)
-    ens_cv = cross_validated(outcomes, pairs, correct=False)
+    cv, ens_cv = cross_validated(outcomes, pairs)
     aware = learner_aware_cv(pairs)
     times = np.array([o.forecast_s for o in outcomes]) * 1000
     print(

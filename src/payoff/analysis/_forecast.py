@@ -445,18 +445,25 @@ def _band(
 
 
 def _ceiling(
-    ens: _Ensemble, level: float, cal: _Calibration, learnt: Correction | None = None
+    ens: _Ensemble,
+    level: float,
+    cal: _Calibration,
+    learnt: Correction | None = None,
+    band: _Band | None = None,
 ) -> tuple[float, float, float]:
     """Median family ceiling, widened by the calibrated scale at the calibrated reach.
 
     Where the learnt correction applies, the ceiling is where the corrected forecast
-    levels off instead (its band far out), so no forecast passes its own ceiling.
+    levels off instead: its band at ``_MAX_REACH`` times the largest size (the last size
+    of ``band`` when given, so a caller that has it needs no second evaluation). No
+    forecast then passes its own ceiling.
     """
     if not ens.fits:
         return math.nan, math.nan, math.nan
     if learnt is not None and _learns(ens):
-        far = _band(ens, np.array([float(ens.curve.sizes[-1]) * _MAX_REACH]), level, cal, learnt)
-        return float(far.point[0]), float(far.low[0]), float(far.high[0])
+        if band is None:
+            band = _band(ens, np.array([_far(ens)]), level, cal, learnt)
+        return float(band.point[-1]), float(band.low[-1]), float(band.high[-1])
     c = ens.ceilings()
     if len(c) == 0:
         return math.nan, math.nan, math.nan
@@ -626,6 +633,11 @@ def _crossing(grid: FloatArray, values: FloatArray, target: float) -> float:
 _MAX_REACH = 2.0**20
 
 
+def _far(ens: _Ensemble) -> float:
+    """The furthest size forecasts look at: ``_MAX_REACH`` times the largest measured."""
+    return float(ens.curve.sizes[-1]) * _MAX_REACH
+
+
 def required_size(
     sizes: ArrayLike,
     scores: ArrayLike,
@@ -666,9 +678,9 @@ def required_size(
     ens = _fit_ensemble(curve)
     cal = _LCDB_CALIBRATION
     learnt = learnt_correction() if correction else None
-    ceiling, c_lo, c_hi = _ceiling(ens, level, cal, learnt)
-    grid = np.geomspace(float(curve.sizes[0]), float(curve.sizes[-1]) * _MAX_REACH, 400)
+    grid = np.geomspace(float(curve.sizes[0]), _far(ens), 400)
     band = _band(ens, grid, level, cal, learnt)
+    ceiling, c_lo, c_hi = _ceiling(ens, level, cal, learnt, band)
     sign = 1.0 if higher_is_better else -1.0
     # In "rising" terms: reach sign * value >= sign * target.
     point = _crossing(grid, sign * band.point, sign * tgt)

@@ -209,6 +209,12 @@ def cost_at(
     return out
 
 
+def learns_from_lcdb(curve: ReturnCurve) -> bool:
+    """Whether forecasts of ``curve`` take the correction learnt on LCDB, whose curves are
+    accuracy against training examples: the data lever only."""
+    return curve.lever == "data"
+
+
 def forecast_lever(
     curve: ReturnCurve, *, to: float, level: float, labels_usd_per_example: float
 ) -> LeverForecast:
@@ -224,7 +230,7 @@ def forecast_lever(
         level=level,
         higher_is_better=_maximize(curve.metric),
         bounds=_bounds(curve.metric),
-        correction=curve.lever == "data",
+        correction=learns_from_lcdb(curve),
     )
     return LeverForecast(
         curve, to, forecast, cost_at(curve, to, labels_usd_per_example=labels_usd_per_example)
@@ -244,7 +250,7 @@ def target_lever(
         level=level,
         higher_is_better=_maximize(curve.metric),
         bounds=_bounds(curve.metric),
-        correction=curve.lever == "data",
+        correction=learns_from_lcdb(curve),
     )
     costs = (
         cost_at(curve, inverse.point, labels_usd_per_example=labels_usd_per_example)

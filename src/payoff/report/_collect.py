@@ -73,6 +73,7 @@ class ReportData:
 
 def _band(curve: ReturnCurve, *, level: float, reach: float, n: int = 16) -> Band:
     from payoff.analysis import forecast_curve
+    from payoff.analysis._lever_curve import learns_from_lcdb
     from payoff.analysis._value import bounded, maximize
 
     x_max = max(curve.xs)
@@ -87,7 +88,7 @@ def _band(curve: ReturnCurve, *, level: float, reach: float, n: int = 16) -> Ban
             level=level,
             higher_is_better=maximize(curve.metric),
             bounds=(0.0, 1.0) if bounded(curve.metric) else None,
-            correction=curve.lever == "data",
+            correction=learns_from_lcdb(curve),
         )
         pts.append(f.point)
         lows.append(f.low)
