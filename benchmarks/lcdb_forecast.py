@@ -65,8 +65,18 @@ SHIPPED = Path(__file__).parents[1] / "src/payoff/analysis/data/learnt_correctio
 CUTOFFS = (1 / 16, 1 / 8, 1 / 4)
 LEVEL = 0.9
 TAIL_PROBS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
-# scikit-learn warns on every tree fit once a multiprocessing pool has run in the process.
-warnings.filterwarnings("ignore", message=".*sklearn.utils.parallel.delayed")
+_show_warning = warnings.showwarning
+
+
+def _quiet(message: Warning | str, *args: object, **kwargs: object) -> None:
+    # scikit-learn's binning threads reset the global warning filters while others read
+    # them (resetwarnings inside catch_warnings), so now and then every tree fit warns
+    # that `delayed` lacks its config. A filter is wiped by that race; the hook is not.
+    if "sklearn.utils.parallel.delayed" not in str(message):
+        _show_warning(message, *args, **kwargs)  # type: ignore[arg-type]
+
+
+warnings.showwarning = _quiet  # type: ignore[assignment]
 MIN_REACH = 0.5  # doublings between a training prefix's last anchor and the target
 FOLDS = 5  # cross-validation over OpenML data sets
 # LCDB 1.0's learners, for the learner-aware reference row (not an input of the forecaster).
@@ -99,6 +109,9 @@ LEARNERS = (
 )
 
 
+Triple = tuple[float, float, float]  # a forecast's point, low and high
+
+
 @dataclass(frozen=True, slots=True)
 class Curve:
     openmlid: int
@@ -126,9 +139,10 @@ class Item:
 class Outcome:
     item: Item
     ensemble: _Ensemble
-    pow4: tuple[float, float, float]
+    pow4: Triple
     last: float
     forecast_s: float  # fitting and forecasting with the shipped forecaster
+    shipped: Triple
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +178,7 @@ def load_curves(max_curves: int | None) -> list[Curve]:
     return curves
 
 
-def pow4_baseline(x: np.ndarray, y: np.ndarray, at: float) -> tuple[float, float, float]:
+def pow4_baseline(x: np.ndarray, y: np.ndarray, at: float) -> Triple:
     """Point and least-squares 90% interval of a pow4 fit."""
     fit = fit_curve(x, y, "pow4", ceiling_max=1.0)
     p = np.array(fit.params)
@@ -195,6 +209,11 @@ def pow4_baseline(x: np.ndarray, y: np.ndarray, at: float) -> tuple[float, float
     return point, max(point - half, 0.0), min(point + half, 1.0)
 
 
+def _triple(ens: _Ensemble, at: float, cal: _Calibration, learnt: Correction | None) -> Triple:
+    fc = _forecast_from(ens, at, LEVEL, cal, learnt)
+    return fc.point, fc.low, fc.high
+
+
 def work(curve: Curve) -> tuple[list[Outcome], Pairs]:
     """Every prefix of one curve: training pairs, and the benchmark's forecasts."""
     x, y = curve.sizes, curve.scores
@@ -209,11 +228,11 @@ def work(curve: Curve) -> tuple[list[Outcome], Pairs]:
         start = time.perf_counter()
         ens = _fit_ensemble(_prepare(x[:k], y[:k], higher_is_better=True, bounds=(0.0, 1.0)))
         if cutoff is not None:
-            _forecast_from(ens, x[-1], LEVEL, _LCDB_CALIBRATION, learnt_correction())
+            shipped = _triple(ens, x[-1], _LCDB_CALIBRATION, learnt_correction())
             elapsed = time.perf_counter() - start
             item = Item(curve.openmlid, curve.learner, cutoff, x[:k], y[:k], x[-1], y[-1])
             pow4 = pow4_baseline(x[:k], y[:k], x[-1])
-            outcomes.append(Outcome(item, ens, pow4, float(y[k - 1]), elapsed))
+            outcomes.append(Outcome(item, ens, pow4, float(y[k - 1]), elapsed, shipped))
         if reach >= MIN_REACH - 1e-9:
             median = float(np.median(ens.members(at)))
             rows.append((features(ens, at)[0], median, cutoff or 0.0))
@@ -380,9 +399,6 @@ def learn_calibration(outcomes: list[Outcome], source: str) -> _Calibration:
     )
 
 
-Triple = tuple[float, float, float]
-
-
 def cross_validated(outcomes: list[Outcome], pairs: Pairs) -> tuple[list[Triple], list[Triple]]:
     """Learn everything on 4 of 5 groups of OpenML ids (``id % 5``), score the fifth.
 
@@ -397,9 +413,8 @@ def cross_validated(outcomes: list[Outcome], pairs: Pairs) -> tuple[list[Triple]
         learnt = learn_correction(pairs.where(pairs.openmlid % FOLDS != fold), source)
         for i, o in enumerate(outcomes):
             if o.item.openmlid % FOLDS == fold:
-                for out, correction in ((corrected, learnt), (plain, None)):
-                    fc = _forecast_from(o.ensemble, o.item.at, LEVEL, cal, correction)
-                    out[i] = (fc.point, fc.low, fc.high)
+                corrected[i] = _triple(o.ensemble, o.item.at, cal, learnt)
+                plain[i] = _triple(o.ensemble, o.item.at, cal, None)
     return corrected, plain
 
 
@@ -477,11 +492,11 @@ def main() -> None:
         learnt = learn_correction(pairs, source)
         learnt.save(str(SHIPPED))
         print(f"wrote the correction learnt on all {len(pairs.truth)} prefixes to {SHIPPED}")
-    else:
-        learnt = learnt_correction()
-    shipped = [
-        _forecast_from(o.ensemble, o.item.at, LEVEL, _LCDB_CALIBRATION, learnt) for o in outcomes
-    ]
+    # The workers forecast with the correction shipped when the run started; a correction
+    # learnt just now is scored afresh.
+    shipped = [o.shipped for o in outcomes]
+    if args.learn:
+        shipped = [_triple(o.ensemble, o.item.at, _LCDB_CALIBRATION, learnt) for o in outcomes]
     cv, ens_cv = cross_validated(outcomes, pairs)
     aware = learner_aware_cv(pairs)
     times = np.array([o.forecast_s for o in outcomes]) * 1000
@@ -503,8 +518,7 @@ def main() -> None:
             f"noisy); absolute error in accuracy points (x100), 90% intervals"
         )
         print(header)
-        fc = np.array([(shipped[i].point, shipped[i].low, shipped[i].high) for i in sel])
-        print(row("payoff", truth, fc))
+        print(row("payoff", truth, np.array([shipped[i] for i in sel])))
         print(row("payoff-cv", truth, np.array([cv[i] for i in sel])))
         print(row("ensemble-cv", truth, np.array([ens_cv[i] for i in sel])))
         print(row("last", truth, np.array([[outcomes[i].last] for i in sel])))
