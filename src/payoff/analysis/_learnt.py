@@ -48,34 +48,30 @@ FEATURES: tuple[str, ...] = (
 
 
 def features(ens: _Ensemble, at: FloatArray) -> FloatArray:
-    """The model's inputs for a forecast of ``ens`` at each size of ``at`` (sizes x inputs)."""
+    """The model's inputs for a forecast of ``ens`` at each size of ``at`` (sizes x inputs),
+    in the order of ``FEATURES``."""
     c = ens.curve
     u = np.log2(c.sizes)
     at = np.asarray(at, dtype=np.float64)
     members = ens.members(at)  # families x sizes
-    median = np.median(members, axis=0)
     ceilings = np.array([f.ceiling for f in ens.fits], dtype=np.float64)
     ceilings = np.clip(np.where(np.isfinite(ceilings), ceilings, ens.last), 0.0, 1.0)
     back = np.interp(u[-1] - np.array(_BACK), u, c.r)
-    per_curve = np.r_[
+    columns = [
+        np.log2(np.maximum(at / c.sizes[-1], 1e-12)),
         ens.last,
         c.r[0],
         ens.n_points,
         u[-1],
+        np.median(members, axis=0) - ens.last,
+        np.ptp(members, axis=0),
+        ens.rmse,
+        ens.slope,
+        *(members - ens.last),
+        *(ceilings - ens.last),
+        *(ens.last - back),
     ]
-    shape = np.r_[ens.rmse, ens.slope, ceilings - ens.last, ens.last - back]
-    m = len(at)
-    return np.column_stack(
-        [
-            np.log2(np.maximum(at / c.sizes[-1], 1e-12)),
-            np.broadcast_to(per_curve, (m, len(per_curve))),
-            median - ens.last,
-            np.ptp(members, axis=0),
-            np.broadcast_to(shape[:2], (m, 2)),
-            (members - ens.last).T,
-            np.broadcast_to(shape[2:], (m, len(shape) - 2)),
-        ]
-    )
+    return np.column_stack([np.broadcast_to(np.asarray(v, float), at.shape) for v in columns])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
