@@ -20,7 +20,7 @@ import argparse
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import optuna
@@ -62,6 +62,27 @@ def spent(study: payoff.Study) -> float:
     return sum(spend_usd(t.user_attrs) for t in study.trials())
 
 
+class Question(NamedTuple):
+    """One target: the grid's answer, and per pilot figure its answer rounded up to the
+    grid's settings and its ratio to where the grid's curve crosses the target."""
+
+    target: float
+    grid: float
+    said: dict[str, float]
+    cross: dict[str, float]
+    sure: bool
+
+
+FIGURES = {"point": "point", "plan": "plan (75% sure)"}  # the pilot's figures, and names
+
+
+def mean_curve(frame: Any) -> dict[float, float]:
+    """Mean test accuracy per number of training examples."""
+    return {
+        float(n): float(v) for n, v in frame.groupby("n_train")["test_accuracy"].mean().items()
+    }
+
+
 def grid_answer(curve: dict[float, float], target: float) -> float:
     reached = [n for n, score in sorted(curve.items()) if score >= target]
     return reached[0] if reached else math.inf
@@ -85,15 +106,12 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
     grid = payoff.run(config_from_dict(study_dict(name, spec, "grid")), storage=storage)
     frame = grid.trials_frame()
     top = frame[frame["compute"] == max(spec["epochs"])]
-    curve = {float(n): float(g["test_accuracy"].mean()) for n, g in top.groupby("n_train")}
+    curve = mean_curve(top)
     low, best = curve[min(curve)], max(curve.values())
     targets = [round(low + q * (best - low), 3) for q in (0.5, 0.8, 0.95)]
     targets.append(round(min(best + 0.03, 0.999), 3))
     # How well the grid agrees with itself: each seed's answers against the other's.
-    by_seed = [
-        {float(n): float(v) for n, v in g.groupby("n_train")["test_accuracy"].mean().items()}
-        for _, g in top.groupby("seed")
-    ]
+    by_seed = [mean_curve(g) for _, g in top.groupby("seed")]
     seeds_agree = [grid_answer(by_seed[0], t) == grid_answer(by_seed[1], t) for t in targets]
     pilot = payoff.run(
         config_from_dict(study_dict(name, spec, "pilot", pilot={"target": {"accuracy": targets}})),
@@ -105,12 +123,12 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
     for target, answer in zip(targets, report["answers"], strict=True):
         truth = grid_answer(curve, target)
         both = math.isfinite(truth) and answer["reachable"]
-        row = [target, truth]
-        for figure in ("point", "plan"):
+        said, cross = {}, {}
+        for figure in FIGURES:
             n = answer[figure]
-            row.append(round_up(n, sizes) if answer["reachable"] else math.inf)
-            row.append(n / grid_crossing(curve, target) if both else math.nan)
-        rows.append((*row, answer["sure"]))
+            said[figure] = round_up(n, sizes) if answer["reachable"] else math.inf
+            cross[figure] = n / grid_crossing(curve, target) if both else math.nan
+        rows.append(Question(target, truth, said, cross, answer["sure"]))
     return {
         "name": name,
         "pilot_usd": spent(pilot),
@@ -150,18 +168,12 @@ def main() -> None:
                 f"  {'target':>8} {'grid says':>14} {'pilot point':>14} {'vs crossing':>11} "
                 f"{'pilot plan':>14} {'vs crossing':>11}  sure"
             )
-            for target, truth, said, cross, plan, plan_cross, sure in result["rows"]:
-                print(
-                    f"  {target:>8.3f} {fmt(truth):>14} {fmt(said):>14} {cross:>11.2f} "
-                    f"{fmt(plan):>14} {plan_cross:>11.2f}  {sure}"
-                )
+            for q in result["rows"]:
+                figures = " ".join(f"{fmt(q.said[f]):>14} {q.cross[f]:>11.2f}" for f in FIGURES)
+                print(f"  {q.target:>8.3f} {fmt(q.grid):>14} {figures}  {q.sure}")
     share = [r["pilot_usd"] / r["grid_usd"] for r in results]
     print(
-        "\nsummary over",
-        len(results),
-        "tasks,",
-        sum(len(r["rows"]) for r in results),
-        "questions:",
+        f"\nsummary over {len(results)} tasks, {sum(len(r['rows']) for r in results)} questions:"
     )
     print(
         f"pilot cost / grid cost: {', '.join(f'{s:.1%}' for s in share)} "
@@ -172,9 +184,10 @@ def main() -> None:
         f"the grid's own two seeds, each alone, give the same answer on {sum(self_agree)}/"
         f"{len(self_agree)} ({np.mean(self_agree):.0%}): how far seed noise alone moves an answer"
     )
-    for name, said, cross in (("point", 2, 3), ("plan (75% sure)", 4, 5)):
-        agree = [row[1] == row[said] for r in results for row in r["rows"]]
-        ratios = [row[cross] for r in results for row in r["rows"] if math.isfinite(row[cross])]
+    questions = [q for r in results for q in r["rows"]]
+    for figure, name in FIGURES.items():
+        agree = [q.grid == q.said[figure] for q in questions]
+        ratios = [q.cross[figure] for q in questions if math.isfinite(q.cross[figure])]
         print(
             f"the pilot's {name}: agrees with the grid on {sum(agree)}/{len(agree)} "
             f"({np.mean(agree):.0%})"
