@@ -34,7 +34,7 @@ def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 
 def test_fronts_on_a_real_study(study: payoff.Study) -> None:
-    a = value_analysis(study)
+    a = value_analysis(study.record())
     fronts = pareto_fronts(a)
     assert [f.x for f in fronts] == ["tco_usd", "training_usd", "latency_p50_s", "co2_kg"]
     for f in fronts:

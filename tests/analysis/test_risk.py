@@ -28,7 +28,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> payoff.Study:
 
 @pytest.fixture(scope="module")
 def analysis(study: payoff.Study) -> payoff.analysis.ValueAnalysis:
-    return value_analysis(study)
+    return value_analysis(study.record())
 
 
 def test_the_same_seed_gives_the_same_answer(analysis: payoff.analysis.ValueAnalysis) -> None:
@@ -89,7 +89,7 @@ def test_unstable_and_extrapolation_flags(
     noisy = replace(analysis, settings=(shaky, *analysis.settings[1:]))
     far = lever_marginal(noisy, frame, study.config, "data", step=10.0)
     assert far.next is not None and far.next.extrapolation == pytest.approx(10.0)
-    flags = risk_flags(study, noisy, frame=frame, marginals=[far])
+    flags = risk_flags(study.record(), noisy, marginals=[far])
     kinds = {(f.kind, f.subject) for f in flags}
     assert ("unstable", shaky.key) in kinds
     assert ("extrapolation", "lever data") in kinds

@@ -312,7 +312,7 @@ def test_trial_costs_from_the_ledger() -> None:
 
 
 def test_every_setting_is_priced(study: payoff.Study) -> None:
-    a = value_analysis(study)
+    a = value_analysis(study.record())
     frame = study.trials_frame()
     assert len(a.settings) == 6
     assert a.levers == ("data", "compute")
@@ -367,7 +367,7 @@ def test_hours_replaced_when_the_value_model_names_them(tmp_path: Path) -> None:
     from payoff.analysis._value import _setting_value
 
     row = {"number": 0, "test_accuracy": 0.75, "throughput_per_s": 100.0}
-    s = _setting_value("k", {}, [row], m, "test_accuracy")
+    s = _setting_value("k", {}, [row], m, "test_accuracy", {})
     assert s.footprint.hours_replaced == pytest.approx(20 * 0.75)
 
 

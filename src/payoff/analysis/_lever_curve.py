@@ -88,9 +88,15 @@ class LeverTarget:
 
 
 def return_curve(
-    frame: pd.DataFrame, config: StudyConfig, lever: str, *, metric: str | None = None
+    frame: pd.DataFrame,
+    config: StudyConfig,
+    lever: str,
+    *,
+    metric: str | None = None,
+    held: Mapping[str, Any] | None = None,
 ) -> ReturnCurve:
-    """Return the test metric against ``lever``, the other levers at their best-covered setting.
+    """Return the test metric against ``lever``, the other levers at ``held`` (default: their
+    best-covered setting).
 
     Raises:
         ConfigError: the lever is not quantitative or not varied, or too few trials completed.
@@ -134,10 +140,20 @@ def return_curve(
         if rank > best_rank:
             best, best_rank = (key if isinstance(key, tuple) else (key,)), rank
     assert best is not None
-    held = dict(zip(others, best, strict=True))
+    held = (
+        {k: v for k, v in held.items() if k in others}
+        if held is not None
+        else dict(zip(others, best, strict=True))
+    )
     rows = done
     for name, value in held.items():
-        rows = rows[rows[name] == value]
+        rows = rows[[same_value(v, value) for v in rows[name]]]
+    if rows[column].nunique() < 2:
+        at = ", ".join(f"{k}={v}" for k, v in held.items())
+        raise ConfigError(
+            f"a return curve of {lever!r} at {at} needs at least 2 measured settings of it "
+            f"there; the study has {rows[column].nunique()}."
+        )
     points = tuple(
         CurvePoint(float(x), float(g[y_col].mean()), float(g[y_col].std(ddof=0)), len(g))
         for x, g in rows.groupby(column)
@@ -155,6 +171,14 @@ def return_curve(
         ys=tuple(float(y) for y in rows[y_col]),
         costs=costs,
     )
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Return whether two lever values are the same (NumPy scalars, lists and all)."""
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return repr(a) == repr(b)
 
 
 def _maximize(metric: str) -> bool:

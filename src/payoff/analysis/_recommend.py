@@ -1,27 +1,34 @@
-"""Recommendations: the cheapest setting that meets a target, the best ROI within a budget,
-and the next investment worth making, each with the evidence behind it."""
+"""Recommendations: the setting to deploy, the cheapest that meets a target, the best ROI
+within a budget, and the next investment from the recommended setting — each right by
+construction and said in a budget owner's words.
+
+- best ROI: the highest NPV of the settings within the budget (ROI and payback beside it);
+- cheapest meeting the target: the lowest TCO of the measured settings that meet it;
+- recommended: with a target met within the budget, the highest NPV of those that meet it
+  (the cheapest without a value model); otherwise the best ROI;
+- next investment: one step up each lever from the recommended setting, the others held
+  there, measured where the study has that neighbour and forecast otherwise; it is worth
+  making only when its expected NPV gain is positive and P(it loses money) <= 0.5.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from payoff._errors import ConfigError
-from payoff.analysis._value import fmt_roi, fmt_usd
+from payoff.analysis._words import fmt_count, fmt_roi, fmt_usd, setting_words
 
 if TYPE_CHECKING:
-    import pandas as pd
-
-    from payoff.analysis._forecast import Forecast
-    from payoff.analysis._marginal import LeverMarginal, MarginalStep
+    from payoff.analysis._marginal import LeverMarginal
     from payoff.analysis._pareto import ParetoFront
     from payoff.analysis._risk import Flag, RiskResult
     from payoff.analysis._value import SettingValue, ValueAnalysis
-    from payoff.study import Study
+    from payoff.study import StudyRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +38,26 @@ class Choice:
     Attributes:
         kind: ``measured`` (trials ran it) or ``forecast`` (a return curve says a larger
             amount of a lever would get there).
-        key: The setting (``data=1 model=large compute=15``), or for a forecast the lever
-            amount it needs on top of the held levers.
-        levers: The lever values (for a forecast, the held levers and the lever's amount).
+        key: The setting (``data=1 model=large``), or for a forecast the lever amount it
+            needs on top of the held levers.
+        levers: The lever values.
+        words: The setting in words (``all 3,117 training examples, model=large``).
         metric: The metric the choice is judged on.
         metric_value: Its mean over seeds, or the forecast's point.
-        metric_low: Mean - sd (measured), or the low end of the forecast interval.
-        metric_high: Mean + sd, or the high end.
+        metric_low: Mean - sd (measured), or NaN.
+        metric_high: Mean + sd, or NaN.
         training_usd: Labels + compute + energy of one training run.
         tco_usd: Total cost of ownership over the horizon.
         upfront_usd: Paid before the first prediction.
-        npv_usd: Net present value.
+        value_usd: Value over the horizon (NaN without a value model).
+        npv_usd: Net present value (NaN without a value model).
         roi: Return on investment (NaN without a value model).
         payback_months: Month the cash flow turns positive, or None.
+        threshold: The decision threshold on P(class 1) its value assumes, or None.
         on_pareto_front: Whether it is on the measured front of TCO against the metric.
         trials: The trials behind it.
+        why: Why it was chosen, in one phrase.
+        drivers: What its ROI is made of, in one line.
         evidence: The facts it rests on, one per line.
         method: How its numbers were obtained.
         statement: The choice in plain words.
@@ -54,6 +66,7 @@ class Choice:
     kind: str
     key: str
     levers: dict[str, Any]
+    words: str
     metric: str
     metric_value: float
     metric_low: float
@@ -61,11 +74,15 @@ class Choice:
     training_usd: float
     tco_usd: float
     upfront_usd: float
+    value_usd: float
     npv_usd: float
     roi: float
     payback_months: float | None
+    threshold: float | None
     on_pareto_front: bool
     trials: tuple[int, ...]
+    why: str
+    drivers: str
     evidence: tuple[str, ...]
     method: str
     statement: str
@@ -73,30 +90,36 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Investment:
-    """The next investment worth making: one more step up a lever, forecast.
+    """One step up a lever from the recommended setting, with what it costs and returns.
 
     Attributes:
+        from_setting: The recommended setting's key (the step starts there).
         lever: The lever.
-        from_amount: Its largest measured amount.
-        to_amount: The amount invested in.
+        to: The lever's value after the step.
+        to_setting: The setting after the step (its key, or the forecast amount).
+        from_amount: The lever's amount before, in ``unit`` (NaN when it has none).
+        to_amount: After.
         unit: What the amount counts.
-        cost_usd: Extra training cost (labels + compute + energy), an estimate.
-        gain: Forecast improvement of the metric (positive is better).
+        cost_usd: Extra training cost (labels + compute + energy) of the step.
+        gain: Improvement of the study metric (positive is better).
         gain_low: Low end of the gain's interval.
         gain_high: High end.
         points: The gain in points (metrics in [0, 1]) or metric units.
-        npv_gain_usd: Expected NPV gained over staying at ``from_amount`` (NaN without a
-            value model).
-        p_loss: Probability the step loses money (NPV gain < 0), or that it brings no gain
-            when there is no value model.
-        extrapolation: How far beyond the largest measured amount the forecast reaches.
+        expected_npv_gain_usd: Mean NPV gained over staying, over the paired Monte Carlo
+            (NaN without a value model).
+        p_loss: P(the step loses money), or P(no gain) without a value model.
+        basis: ``measured`` (the study ran the neighbour) or ``forecast``.
+        extrapolation: How far beyond the largest measured amount a forecast reaches.
         warnings: The forecaster's warnings.
         evidence: The facts it rests on.
         method: How its numbers were obtained.
-        statement: The investment in plain words.
+        statement: The step in plain words.
     """
 
+    from_setting: str
     lever: str
+    to: Any
+    to_setting: str
     from_amount: float
     to_amount: float
     unit: str
@@ -105,13 +128,22 @@ class Investment:
     gain_low: float
     gain_high: float
     points: float
-    npv_gain_usd: float
+    expected_npv_gain_usd: float
     p_loss: float
+    basis: str
     extrapolation: float
     warnings: tuple[str, ...]
     evidence: tuple[str, ...]
     method: str
     statement: str
+
+    @property
+    def pays(self) -> bool:
+        """Whether the step is worth making: expected NPV gain > 0 and P(loss) <= 0.5
+        (without a value model: a gain, with P(no gain) <= 0.5)."""
+        if math.isfinite(self.expected_npv_gain_usd):
+            return self.expected_npv_gain_usd > 0 and self.p_loss <= 0.5
+        return self.gain > 0 and self.p_loss <= 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,22 +152,27 @@ class Recommendation:
 
     Attributes:
         study: The study's name.
-        metric: The study's test metric column.
+        metric: The study's test metric column (the quality axis).
         target_metric: The target's metric column, or None without a target.
         target: The target value, or None.
         target_met: Whether a measured setting meets the target.
         budget_usd: The budget on TCO, or None.
+        recommended: The setting to deploy, with why; None only when nothing fits the budget.
         meets_target: The cheapest setting that meets the target (measured, else
-            forecast), or None when none does (see ``statements``).
-        best_roi: The best setting within the budget: by ROI with a value model, else by
-            the metric (``ranked_by`` says which); None when nothing fits the budget.
-        ranked_by: ``roi`` or the metric column.
-        next_investment: The next step worth taking, or None when none is forecast to pay.
-        risk: The Monte Carlo of the headline choice, or None.
+            forecast), or None.
+        best_roi: The highest-NPV setting within the budget (with a value model; else the
+            best metric); None when nothing fits the budget.
+        ranked_by: ``npv`` or the metric column.
+        next_investment: The step worth making from ``recommended``, or None.
+        next_investment_why_none: Why there is none, when there is none.
+        candidates: Every step considered from ``recommended``, best first.
+        labels_answer: The answer to "more labels?" in one line.
+        settings: One row a setting, as :meth:`as_dict` gives them.
+        risk: The Monte Carlo of the recommended setting, or None.
         flags: Reasons to trust the results less.
-        statements: The recommendation in plain words (the report's first screen).
+        statements: The recommendation in plain words (the first screen).
         value_configured: Whether the study has a value model (volume and value).
-        front_axis: The Pareto front the choices are checked against.
+        pilot: The pilot's report (design: pilot), or None.
     """
 
     study: str
@@ -144,21 +181,38 @@ class Recommendation:
     target: float | None
     target_met: bool
     budget_usd: float | None
+    recommended: Choice | None
     meets_target: Choice | None
     best_roi: Choice | None
     ranked_by: str
     next_investment: Investment | None
+    next_investment_why_none: str
+    candidates: tuple[Investment, ...]
+    labels_answer: str
+    settings: tuple[Mapping[str, Any], ...] = field(compare=False)
     risk: RiskResult | None = field(compare=False)
     flags: tuple[Flag, ...]
     statements: tuple[str, ...]
     value_configured: bool
-    front_axis: str = "tco_usd"
+    pilot: Mapping[str, Any] | None = None
 
     def __str__(self) -> str:
         return "\n".join(self.statements)
 
+    @property
+    def cheapest_meeting_target(self) -> Choice | None:
+        """The cheapest measured setting that meets the target, or None."""
+        c = self.meets_target
+        return c if c is not None and c.kind == "measured" else None
+
     def as_dict(self) -> dict[str, Any]:
-        """Return the recommendation as JSON-able values (NaN and infinity become None)."""
+        """Return the recommendation as JSON-able values (NaN and infinity become None).
+
+        The documented, stable keys: ``settings``, ``recommended``,
+        ``cheapest_meeting_target``, ``best_roi``, ``next_investment`` (or None with
+        ``next_investment_why_none``) and ``pilot``; more keys may be added.
+        """
+        nxt = self.next_investment
         out = {
             "study": self.study,
             "metric": self.metric,
@@ -166,21 +220,36 @@ class Recommendation:
             "target": self.target,
             "target_met": self.target_met,
             "budget_usd": self.budget_usd,
-            "meets_target": _plain(self.meets_target),
-            "best_roi": _plain(self.best_roi),
-            "ranked_by": self.ranked_by,
-            "next_investment": _plain(self.next_investment),
-            "risk": self.risk.as_dict() if self.risk is not None else None,
-            "flags": [_plain(f) for f in self.flags],
-            "statements": list(self.statements),
             "value_configured": self.value_configured,
-            "front_axis": self.front_axis,
+            "ranked_by": self.ranked_by,
+            "settings": [dict(r) for r in self.settings],
+            "recommended": _choice(self.recommended),
+            "cheapest_meeting_target": _choice(self.cheapest_meeting_target),
+            "forecast_to_target": _choice(self.meets_target)
+            if self.meets_target is not None and self.meets_target.kind == "forecast"
+            else None,
+            "best_roi": _choice(self.best_roi),
+            "next_investment": None if nxt is None else _investment_dict(nxt),
+            "next_investment_why_none": self.next_investment_why_none or None,
+            "candidates": [_investment_dict(c) for c in self.candidates],
+            "labels_answer": self.labels_answer,
+            "risk": self.risk.as_dict() if self.risk is not None else None,
+            "flags": [dataclasses.asdict(f) for f in self.flags],
+            "statements": list(self.statements),
+            "pilot": dict(self.pilot) if self.pilot is not None else None,
         }
         return _clean(out)
 
 
-def _plain(obj: Any) -> Any:
-    return None if obj is None else dataclasses.asdict(obj)
+def _choice(c: Choice | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    d = dataclasses.asdict(c)
+    return {"setting": d.pop("levers"), **d}
+
+
+def _investment_dict(i: Investment) -> dict[str, Any]:
+    return {**dataclasses.asdict(i), "pays": i.pays}
 
 
 def _clean(x: Any) -> Any:
@@ -231,6 +300,33 @@ def _seeds(s: SettingValue, metric: str) -> str:
     )
 
 
+def _words(record: StudyRecord, s: SettingValue) -> str:
+    return setting_words(s.levers, n_train=s.n_train, n_available=record.n_train_available)
+
+
+def drivers(analysis: ValueAnalysis, s: SettingValue) -> str:
+    """Say what a setting's ROI is made of, in one line."""
+    m = analysis.model
+    volume = m.predictions_per_month * m.horizon_months
+    t = s.tco
+    parts = sorted(
+        (
+            ("labels", t.labels_usd),
+            ("training compute and energy", t.compute_usd + t.energy_usd),
+            ("people", t.people_usd),
+            ("serving", t.serving_usd),
+        ),
+        key=lambda p: -p[1],
+    )
+    big = ", ".join(f"{name} {fmt_usd(usd)}" for name, usd in parts if usd > 0) or "nothing"
+    over = "" if m.baseline is None else f" over the {m.baseline.name}"
+    return (
+        f"{fmt_usd(s.value_per_prediction_usd)} of value a prediction{over} x "
+        f"{fmt_count(volume)} predictions = {fmt_usd(s.economics.value_usd)}, against a TCO of "
+        f"{fmt_usd(t.total_usd)} ({big}) over {m.horizon_months:g} months"
+    )
+
+
 def _cost_evidence(analysis: ValueAnalysis, s: SettingValue) -> str:
     t = s.tco
     return (
@@ -246,29 +342,37 @@ def _money_evidence(analysis: ValueAnalysis, s: SettingValue) -> str:
     payback = "never" if e.payback_months is None else f"{e.payback_months:.2g} months"
     return (
         f"value {fmt_usd(e.value_usd)}, ROI {fmt_roi(e.roi)}, NPV {fmt_usd(e.npv_usd)} at "
-        f"{analysis.model.discount_rate:.0%}/year, payback {payback} (value model: "
-        f"{analysis.model.value_metric} x study file prices)"
+        f"{analysis.model.discount_rate:.0%}/year, payback {payback}; value from the model's "
+        f"decisions on the test split ({s.value_rule})"
     )
 
 
 def _measured_choice(
-    analysis: ValueAnalysis, s: SettingValue, front: ParetoFront, metric: str, why: str
+    record: StudyRecord,
+    analysis: ValueAnalysis,
+    s: SettingValue,
+    front: ParetoFront,
+    metric: str,
+    why: str,
 ) -> Choice:
     mean, std = s.test_metrics.get(metric, (s.metric_mean, s.metric_std))
     on = front.contains(s.key)
+    configured = analysis.model.configured
     evidence = [
         _seeds(s, metric),
         _cost_evidence(analysis, s),
         f"{'on' if on else 'not on'} the measured Pareto front of TCO against "
         f"{analysis.metric} ({len(front.front)} of {len(front.points)} settings are)",
     ]
-    if analysis.model.configured:
+    if configured:
         evidence.append(_money_evidence(analysis, s))
     e = s.economics
+    words = _words(record, s)
     return Choice(
         kind="measured",
         key=s.key,
         levers=dict(s.levers),
+        words=words,
         metric=metric,
         metric_value=mean,
         metric_low=mean - std,
@@ -276,34 +380,37 @@ def _measured_choice(
         training_usd=s.tco.training_usd,
         tco_usd=s.tco.total_usd,
         upfront_usd=e.upfront_usd,
-        npv_usd=e.npv_usd if analysis.model.configured else math.nan,
-        roi=e.roi if analysis.model.configured else math.nan,
-        payback_months=e.payback_months if analysis.model.configured else None,
+        value_usd=e.value_usd if configured else math.nan,
+        npv_usd=e.npv_usd if configured else math.nan,
+        roi=e.roi if configured else math.nan,
+        payback_months=e.payback_months if configured else None,
+        threshold=s.threshold if configured else None,
         on_pareto_front=on,
         trials=s.trials,
+        why=why,
+        drivers=drivers(analysis, s) if configured else "",
         evidence=tuple(evidence),
         method="measured: mean over seeds of the stored trials",
-        statement=f"{why}: {s.key}, measured {metric} {_fmt_metric(mean)}, TCO "
+        statement=f"{why}: {words}, measured {metric} {_fmt_metric(mean)}, TCO "
         f"{fmt_usd(s.tco.total_usd)}",
     )
 
 
 def _forecast_target(
-    study_frame: pd.DataFrame,
+    record: StudyRecord,
     analysis: ValueAnalysis,
     metric: str,
     target: float,
     *,
     level: float,
-    config: Any,
 ) -> tuple[Choice | None, list[str]]:
     """Return the cheapest lever amount forecast to reach the target, and what each lever
     says (for the statement when none reaches it)."""
     from payoff.analysis._lever_curve import LEVER_AXES, return_curve, target_lever
-    from payoff.prices import load_price_book
-    from payoff.study._ledger import labels_usd_per_example
+    from payoff.analysis._value import value_at
 
-    price = labels_usd_per_example(config, load_price_book(config.prices))
+    config = record.config
+    price = analysis.model.labels_usd_per_example
     name = metric.removeprefix("test_")
     notes: list[str] = []
     best: Choice | None = None
@@ -311,20 +418,16 @@ def _forecast_target(
         if lever not in LEVER_AXES:
             continue
         try:
-            curve = return_curve(study_frame, config, lever, metric=name)
+            curve = return_curve(record.trials, config, lever, metric=name)
             result = target_lever(curve, target=target, level=level, labels_usd_per_example=price)
         except ConfigError as err:
             notes.append(f"{lever}: {err}")
             continue
         inv = result.inverse
         notes.append(f"{lever} ({curve.unit}): {inv.message}")
-        if not (inv.reachable and math.isfinite(inv.point)):
-            continue
         cost = result.costs.get("cost_usd_total")
-        if cost is None:
-            continue
-        base = _base_setting(analysis, curve.held, lever)
-        if base is None:
+        base = _top_along(analysis, curve.held, lever)
+        if not (inv.reachable and math.isfinite(inv.point)) or cost is None or base is None:
             continue
         extra = {
             part: result.costs[f"cost_usd_{part}"].value - getattr(base.tco, f"{part}_usd")
@@ -333,28 +436,22 @@ def _forecast_target(
         }
         delta = sum(extra.values())
         training = base.tco.training_usd + delta
-        econ = _forecast_economics(analysis, base, metric, target, delta)
+        vm = target if metric == analysis.model.value_metric else base.value_metric_mean
+        econ = value_at(analysis, base, value_metric=vm, upfront_delta_usd=delta)
         held = ", ".join(f"{k}={v}" for k, v in curve.held.items())
         key = f"{lever}={inv.point:,.0f} {curve.unit}" + (f" ({held})" if held else "")
-        high = "never (within reach)" if math.isinf(inv.high) else f"{inv.high:,.0f}"
+        interval = _interval_words(inv.low, inv.high, curve.unit, level, max(curve.xs))
         methods = "; ".join(
             f"{k.removeprefix('cost_usd_')}: {c.method}"
             for k, c in result.costs.items()
             if k.startswith("cost_usd_") and k != "cost_usd_total"
         )
-        evidence = (
-            f"return curve of {metric} against {lever}: "
-            + ", ".join(f"{p.x:,.0f} -> {p.mean:.4g}" for p in curve.points),
-            f"needs {inv.point:,.0f} {curve.unit} ({level:.0%} interval {inv.low:,.0f} to "
-            f"{high}); {inv.message}",
-            f"training cost there {fmt_usd(training)}: {fmt_usd(delta)} more than {base.key} "
-            f"(estimate; {methods})",
-            *(f"warning: {w}" for w in inv.warnings),
-        )
-        choice = Choice(
+        configured = analysis.model.configured
+        best_candidate = Choice(
             kind="forecast",
             key=key,
             levers={**curve.held, lever: inv.point},
+            words=key,
             metric=metric,
             metric_value=target,
             metric_low=math.nan,
@@ -362,171 +459,364 @@ def _forecast_target(
             training_usd=training,
             tco_usd=base.tco.total_usd + delta,
             upfront_usd=base.economics.upfront_usd + delta,
-            npv_usd=econ.npv_usd if analysis.model.configured else math.nan,
-            roi=econ.roi if analysis.model.configured else math.nan,
-            payback_months=econ.payback_months if analysis.model.configured else None,
+            value_usd=econ.value_usd if configured else math.nan,
+            npv_usd=econ.npv_usd if configured else math.nan,
+            roi=econ.roi if configured else math.nan,
+            payback_months=econ.payback_months if configured else None,
+            threshold=None,
             on_pareto_front=False,
             trials=(),
-            evidence=evidence,
+            why=f"forecast to reach {metric} {target:g}",
+            drivers="",
+            evidence=(
+                f"return curve of {metric} against {lever}: "
+                + ", ".join(f"{p.x:,.0f} -> {p.mean:.4g}" for p in curve.points),
+                f"needs {inv.point:,.0f} {curve.unit} ({interval}); {inv.message}",
+                f"training cost there {fmt_usd(training)}: {fmt_usd(delta)} more than "
+                f"{base.key} (estimate; {methods})",
+                *(f"warning: {w}" for w in inv.warnings),
+            ),
             method=f"forecast: inverse of the return curve ({inv.message})",
             statement=(
-                f"forecast: {lever} at {inv.point:,.0f} {curve.unit} ({level:.0%} interval "
-                f"{inv.low:,.0f} to {high}) would reach {metric} {target:g}, for about "
-                f"{fmt_usd(training)} of training, {fmt_usd(delta)} more than {base.key} "
-                "(estimate)"
+                f"forecast: {lever} at {inv.point:,.0f} {curve.unit} ({interval}) would reach "
+                f"{metric} {target:g}, for about {fmt_usd(training)} of training, "
+                f"{fmt_usd(delta)} more than {base.key} (estimate)"
             ),
         )
-        if best is None or choice.training_usd < best.training_usd:
-            best = choice
+        if best is None or best_candidate.training_usd < best.training_usd:
+            best = best_candidate
     return best, notes
 
 
-def _base_setting(
+def _interval_words(low: float, high: float, unit: str, level: float, largest: float) -> str:
+    """Say an interval of lever amounts; ends beyond 1,000x the evidence are not counts."""
+    far = 1000 * largest
+    lo = "out of reach of this study's evidence" if low > far else f"{low:,.0f}"
+    if math.isinf(high) or high > far:
+        return f"{level:.0%} interval from {lo} {unit} to beyond this study's evidence"
+    return f"{level:.0%} interval {lo} to {high:,.0f} {unit}"
+
+
+def _top_along(
     analysis: ValueAnalysis, held: Mapping[str, Any], lever: str
 ) -> SettingValue | None:
+    from payoff.analysis._lever_curve import same_value
     from payoff.analysis._marginal import _order
 
     along = [
         s
         for s in analysis.settings
-        if all(repr(s.levers.get(k)) == repr(v) for k, v in held.items())
+        if all(same_value(s.levers.get(k), v) for k, v in held.items())
     ]
     if not along:
         return None
     top = _order([s.levers[lever] for s in along], [])[-1]
-    return next(s for s in along if repr(s.levers[lever]) == repr(top))
+    return next(s for s in along if same_value(s.levers[lever], top))
 
 
-def _forecast_economics(
-    analysis: ValueAnalysis, base: SettingValue, metric: str, value: float, delta: float
-) -> Any:
-    from payoff.analysis._value import value_at
-
-    vm = value if metric == analysis.model.value_metric else base.value_metric_mean
-    return value_at(analysis, base, value_metric=vm, upfront_delta_usd=delta)
+# --- the next investment, from the recommended setting -------------------------------------
 
 
-def _value_forecast(
-    frame: pd.DataFrame, analysis: ValueAnalysis, config: Any, step: MarginalStep, level: float
-) -> Forecast | None:
-    """Return the forecast of the value metric at the step's amount."""
-    from payoff.analysis._lever_curve import forecast_lever, return_curve
-
-    name = analysis.model.value_metric.removeprefix("test_")
-    try:
-        curve = return_curve(frame, config, step.lever, metric=name)
-        return forecast_lever(
-            curve, to=step.to_amount, level=level, labels_usd_per_example=0.0
-        ).forecast
-    except ConfigError:
-        return None
-
-
-def _investment(
-    frame: pd.DataFrame,
+def _steps_from(
+    record: StudyRecord,
     analysis: ValueAnalysis,
-    config: Any,
-    lm: LeverMarginal,
+    base: SettingValue,
     *,
     level: float,
     n_draws: int,
     seed: int,
-) -> Investment | None:
-    from payoff.analysis._lever_curve import LEVER_AXES, cost_at, return_curve
-    from payoff.analysis._risk import metric_draw_from_forecast, simulate
+) -> tuple[list[Investment], list[str]]:
+    """Return one step up each lever from ``base`` (the others held), and notes on levers
+    without one."""
+    from payoff.analysis._lever_curve import LEVER_AXES, same_value
+    from payoff.analysis._marginal import _order
+
+    steps: list[Investment] = []
+    notes: list[str] = []
+    values = record.config.lever_values()
+    for lever in analysis.levers:
+        if lever not in LEVER_AXES:
+            notes.append(f"{lever}: not an amount to invest more in")
+            continue
+        others = {k: v for k, v in base.levers.items() if k != lever}
+        along = [
+            s
+            for s in analysis.settings
+            if all(same_value(s.levers.get(k), v) for k, v in others.items())
+        ]
+        order = _order([s.levers[lever] for s in along], values.get(lever, []))
+        at = next(i for i, v in enumerate(order) if same_value(v, base.levers[lever]))
+        if at + 1 < len(order):
+            up = next(s for s in along if same_value(s.levers[lever], order[at + 1]))
+            steps.append(_measured_step(analysis, base, up, lever, level, n_draws, seed))
+            continue
+        step, why = _forecast_step(record, analysis, base, lever, level, n_draws, seed)
+        if step is None:
+            notes.append(f"{lever}: {why}")
+        else:
+            steps.append(step)
+    return steps, notes
+
+
+def _paired(
+    analysis: ValueAnalysis,
+    stay: SettingValue,
+    go: SettingValue,
+    *,
+    n_draws: int,
+    seed: int,
+    level: float,
+    metric: Any = None,
+    extra: Mapping[str, float] | None = None,
+) -> tuple[float, float, str]:
+    """Return the expected NPV gain of ``go`` over ``stay`` and P(it loses money), from the
+    risk section's Monte Carlo: every price and value draw shared, the seeds' noise apart."""
+    from payoff.analysis._risk import simulate
+
+    if not analysis.model.configured:
+        return math.nan, math.nan, ""
+    a = simulate(analysis, stay, n_draws=n_draws, seed=seed, level=level)
+    b = simulate(
+        analysis,
+        go,
+        metric=metric,
+        extra=extra,
+        n_draws=n_draws,
+        seed=seed,
+        level=level,
+        metric_stream=1,
+    )
+    diff = b.npv_usd - a.npv_usd
+    gain, p_loss = float(diff.mean()), float((diff < 0).mean())
+    return (
+        gain,
+        p_loss,
+        f"expected NPV gain {fmt_usd(gain)}, P(loses money) {p_loss:.0%}: {n_draws:,} paired "
+        f"Monte Carlo draws (seed {seed}; prices and value inputs shared, seed noise apart)",
+    )
+
+
+def _p_no_gain(gain: float, low: float, level: float) -> float:
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    sd = (gain - low) / z if math.isfinite(low) else math.nan
+    if not (math.isfinite(sd) and sd > 0):
+        return 0.0 if gain > 0 else 1.0
+    return float(NormalDist(gain, sd).cdf(0.0))
+
+
+def _scale(metric: str) -> tuple[float, str]:
     from payoff.analysis._value import bounded
 
-    step = lm.next
-    if step is None or lm.top is None:
-        return None
-    base = analysis.setting(lm.top)
-    metric = analysis.metric
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    evidence = [
-        f"measured along {lm.lever} (held: "
-        + (", ".join(f"{k}={v}" for k, v in lm.held.items()) or "nothing")
-        + "): "
-        + "; ".join(s.statement(metric) for s in lm.steps),
-        f"forecast at {step.to_amount:,.0f} {step.unit} ({step.extrapolation:.1f}x the largest "
-        f"measured): {metric} {step.to_metric:.4g} ({level:.0%} interval "
-        f"{step.from_metric + step.gain_low * (1 if analysis.maximize else -1):.4g} to "
-        f"{step.from_metric + step.gain_high * (1 if analysis.maximize else -1):.4g})",
-        f"cost of the step {fmt_usd(step.delta_cost_usd)} (estimate: {step.method})",
-        *(f"warning: {w}" for w in step.warnings),
-    ]
-    npv_gain = p_loss = math.nan
-    if analysis.model.configured:
-        vf = _value_forecast(frame, analysis, config, step, level)
-        if vf is not None:
-            bounds = (0.0, 1.0) if bounded(analysis.model.value_metric) else (0.0, math.inf)
-            try:
-                curve = return_curve(frame, config, step.lever)
-                price = analysis.model.labels_usd_per_example
-                there = cost_at(curve, step.to_amount, labels_usd_per_example=price)
-                here = cost_at(curve, step.from_amount, labels_usd_per_example=price)
-                extra = {
-                    p: there[f"cost_usd_{p}"].value - here[f"cost_usd_{p}"].value
-                    for p in ("labels", "compute", "energy")
-                    if f"cost_usd_{p}" in there and f"cost_usd_{p}" in here
-                }
-            except ConfigError:
-                extra = {"labels": step.delta_cost_usd}
-            if step.lever in LEVER_AXES:
-                stay = simulate(analysis, base, n_draws=n_draws, seed=seed, level=level)
-                go = simulate(
-                    analysis,
-                    base,
-                    metric=metric_draw_from_forecast(vf, bounds=bounds),
-                    extra=extra,
-                    n_draws=n_draws,
-                    seed=seed,
-                    level=level,
-                    key=f"{lm.lever}={step.to_amount:,.0f}",
-                )
-                diff = go.npv_usd - stay.npv_usd
-                npv_gain = float(diff.mean())
-                p_loss = float((diff < 0).mean())
-                evidence.append(
-                    f"NPV gain {fmt_usd(npv_gain)} on average over {n_draws:,} paired Monte "
-                    f"Carlo draws (seed {seed}); P(the step loses money) {p_loss:.0%}"
-                )
-    if math.isnan(p_loss):
-        sd = max(step.gain - step.gain_low, 1e-12) / z
-        p_loss = float(NormalDist(step.gain, sd).cdf(0.0)) if math.isfinite(sd) else math.nan
-    scale, unit = (100.0, "points") if bounded(metric) else (1.0, "units")
-    value_part = (
-        f"; expected NPV gain {fmt_usd(npv_gain)}, P(loses money) {p_loss:.0%}"
-        if math.isfinite(npv_gain)
-        else f"; P(no gain) {p_loss:.0%}"
+    return (100.0, "points") if bounded(metric) else (1.0, "units")
+
+
+def _step_statement(analysis: ValueAnalysis, i: Investment, what: str, level: float) -> str:
+    scale, unit = _scale(analysis.metric)
+    money = (
+        f", expected NPV gain {fmt_usd(i.expected_npv_gain_usd)}, P(loses money) {i.p_loss:.0%}"
+        if math.isfinite(i.expected_npv_gain_usd)
+        else f", P(no gain) {i.p_loss:.0%}"
     )
-    statement = (
-        f"{lm.lever} {step.from_amount:,.0f} -> {step.to_amount:,.0f} {step.unit} costs about "
-        f"{fmt_usd(step.delta_cost_usd)} (estimate) and is forecast to bring "
-        f"{step.gain * scale:+.2f} {unit} of {metric} ({level:.0%} interval "
-        f"{step.gain_low * scale:+.2f} to {step.gain_high * scale:+.2f})" + value_part
+    interval = (
+        f" ({level:.0%} interval {i.gain_low * scale:+.2f} to {i.gain_high * scale:+.2f})"
+        if math.isfinite(i.gain_low) and math.isfinite(i.gain_high)
+        else ""
     )
-    return Investment(
-        lever=lm.lever,
-        from_amount=step.from_amount,
-        to_amount=step.to_amount,
-        unit=step.unit,
-        cost_usd=step.delta_cost_usd,
-        gain=step.gain,
-        gain_low=step.gain_low,
-        gain_high=step.gain_high,
-        points=step.points,
-        npv_gain_usd=npv_gain,
+    return (
+        f"{what}: {fmt_usd(i.cost_usd)} more training for {i.gain * scale:+.2f} {unit} of "
+        f"{analysis.metric}{interval}, {i.basis}{money}"
+    )
+
+
+def _measured_step(
+    analysis: ValueAnalysis,
+    base: SettingValue,
+    up: SettingValue,
+    lever: str,
+    level: float,
+    n_draws: int,
+    seed: int,
+) -> Investment:
+    from payoff.analysis._lever_curve import LEVER_AXES
+    from payoff.analysis._marginal import _amount_of, _interval
+
+    sign = 1.0 if analysis.maximize else -1.0
+    gain = sign * (up.metric_mean - base.metric_mean)
+    half = _interval(base, up, analysis.seed_std, level)
+    cost = up.tco.training_usd - base.tco.training_usd
+    npv_gain, p_loss, mc = _paired(analysis, base, up, n_draws=n_draws, seed=seed, level=level)
+    if not math.isfinite(p_loss):
+        p_loss = _p_no_gain(gain, gain - half, level)
+    column, unit = LEVER_AXES[lever]
+    inv = Investment(
+        from_setting=base.key,
+        lever=lever,
+        to=up.levers[lever],
+        to_setting=up.key,
+        from_amount=_amount_of(base, column),
+        to_amount=_amount_of(up, column),
+        unit=unit,
+        cost_usd=cost,
+        gain=gain,
+        gain_low=gain - half,
+        gain_high=gain + half,
+        points=gain * _scale(analysis.metric)[0],
+        expected_npv_gain_usd=npv_gain,
         p_loss=p_loss,
-        extrapolation=step.extrapolation,
-        warnings=step.warnings,
-        evidence=tuple(evidence),
-        method=step.method,
-        statement=statement,
+        basis="measured",
+        extrapolation=1.0,
+        warnings=(),
+        evidence=(
+            f"measured: {_seeds(base, analysis.metric)} -> {_seeds(up, analysis.metric)}",
+            f"training cost {fmt_usd(base.tco.training_usd)} -> {fmt_usd(up.tco.training_usd)}"
+            " (measured)",
+            *([mc] if mc else []),
+        ),
+        method=(
+            f"measured: both settings ran ({base.n_seeds} and {up.n_seeds} seeds); interval from "
+            "the seeds' spread (normal approximation)"
+        ),
+        statement="",
     )
+    what = f"{lever} {base.levers[lever]} -> {up.levers[lever]}"
+    return dataclasses.replace(inv, statement=_step_statement(analysis, inv, what, level))
+
+
+def _forecast_step(
+    record: StudyRecord,
+    analysis: ValueAnalysis,
+    base: SettingValue,
+    lever: str,
+    level: float,
+    n_draws: int,
+    seed: int,
+) -> tuple[Investment | None, str]:
+    """Return the step doubling ``lever`` beyond ``base`` (its largest measured amount)."""
+    from payoff.analysis._lever_curve import cost_at, forecast_lever, return_curve
+    from payoff.analysis._risk import metric_draw_from_forecast
+    from payoff.analysis._value import bounded
+
+    config = record.config
+    held = {k: v for k, v in base.levers.items() if k != lever}
+    price = analysis.model.labels_usd_per_example
+    try:
+        curve = return_curve(record.trials, config, lever, held=held)
+        if len(curve.points) < 3:
+            return None, (
+                f"{len(curve.points)} measured settings along {lever} at the recommended "
+                "setting: too few to forecast a step beyond it"
+            )
+        here_x = curve.points[-1].x
+        to = here_x * 2
+        f = forecast_lever(curve, to=to, level=level, labels_usd_per_example=price).forecast
+        there, here = (cost_at(curve, x, labels_usd_per_example=price) for x in (to, here_x))
+    except ConfigError as err:
+        return None, str(err)
+    sign = 1.0 if analysis.maximize else -1.0
+    last = curve.points[-1].mean
+    gain = sign * (f.point - last)
+    low, high = sorted((sign * (f.low - last), sign * (f.high - last)))
+    extra = {
+        p: there[f"cost_usd_{p}"].value - here[f"cost_usd_{p}"].value
+        for p in ("labels", "compute", "energy")
+        if f"cost_usd_{p}" in there and f"cost_usd_{p}" in here
+    }
+    cost = sum(extra.values())
+    npv_gain = p_loss = math.nan
+    mc = ""
+    if analysis.model.configured:
+        vm_name = analysis.model.value_metric.removeprefix("test_")
+        try:
+            vcurve = return_curve(record.trials, config, lever, metric=vm_name, held=held)
+            vf = forecast_lever(vcurve, to=to, level=level, labels_usd_per_example=price).forecast
+        except ConfigError as err:
+            return None, f"no forecast of {analysis.model.value_metric}: {err}"
+        # The forecast's change of the value metric, applied to what the setting measured
+        # under its decision rule (threshold, cost matrix): its error mix is kept.
+        shift = base.value_metric_mean - vcurve.points[-1].mean
+        bounds = (0.0, 1.0) if bounded(analysis.model.value_metric) else (0.0, math.inf)
+        moved = dataclasses.replace(
+            vf, point=vf.point + shift, low=vf.low + shift, high=vf.high + shift
+        )
+        draw = metric_draw_from_forecast(moved, bounds=bounds)
+        npv_gain, p_loss, mc = _paired(
+            analysis,
+            base,
+            base,
+            n_draws=n_draws,
+            seed=seed,
+            level=level,
+            metric=draw,
+            extra=extra,
+        )
+    else:
+        p_loss = _p_no_gain(gain, low, level)
+    inv = Investment(
+        from_setting=base.key,
+        lever=lever,
+        to=to,
+        to_setting=f"{lever}={to:,.0f} {curve.unit}",
+        from_amount=here_x,
+        to_amount=to,
+        unit=curve.unit,
+        cost_usd=cost,
+        gain=gain,
+        gain_low=low,
+        gain_high=high,
+        points=gain * _scale(analysis.metric)[0],
+        expected_npv_gain_usd=npv_gain,
+        p_loss=p_loss,
+        basis="forecast",
+        extrapolation=f.extrapolation,
+        warnings=f.warnings,
+        evidence=(
+            f"return curve of {analysis.metric} along {lever} at the recommended setting: "
+            + ", ".join(f"{p.x:,.0f} -> {p.mean:.4g}" for p in curve.points),
+            f"forecast at {to:,.0f} {curve.unit}: {f.point:.4g} ({level:.0%} interval "
+            f"{f.low:.4g} to {f.high:.4g}); {f.method}",
+            "cost of the step (estimate): "
+            + "; ".join(f"{k} {fmt_usd(v)}" for k, v in extra.items()),
+            *([mc] if mc else []),
+            *(f"warning: {w}" for w in f.warnings),
+        ),
+        method=f"forecast: {f.method}",
+        statement="",
+    )
+    what = f"{lever} {here_x:,.0f} -> {to:,.0f} {curve.unit}"
+    return dataclasses.replace(inv, statement=_step_statement(analysis, inv, what, level)), ""
+
+
+def _labels_answer(
+    record: StudyRecord, steps: Sequence[Investment], analysis: ValueAnalysis
+) -> str:
+    if "data" not in analysis.levers:
+        return "More labels? Not studied: the study does not vary the data lever."
+    step = next((s for s in steps if s.lever == "data"), None)
+    if step is None:
+        return "More labels? Unknown: no step up the data lever from the recommended setting."
+    scale, unit = _scale(analysis.metric)
+    to = (
+        f"{fmt_count(step.to_amount)} examples"
+        if math.isfinite(step.to_amount)
+        else f"data={step.to}"
+    )
+    money = (
+        f", NPV {'+' if step.expected_npv_gain_usd >= 0 else ''}"
+        f"{fmt_usd(step.expected_npv_gain_usd)}, P(loss) {step.p_loss:.0%}"
+        if math.isfinite(step.expected_npv_gain_usd)
+        else f", P(no gain) {step.p_loss:.0%}"
+    )
+    return (
+        f"More labels? {'Yes' if step.pays else 'No'}: {fmt_usd(step.cost_usd)} for "
+        f"{step.gain * scale:+.2f} {unit} of {analysis.metric} (to {to}, {step.basis}){money}."
+    )
+
+
+# --- the recommendation --------------------------------------------------------------------
 
 
 def recommend(
-    study: Study,
+    record: StudyRecord,
     *,
     target: str | Mapping[str, float] | None = None,
     budget_usd: float | None = None,
@@ -537,18 +827,13 @@ def recommend(
     """Recommend what to do with a study's results.
 
     Args:
-        study: A study with completed trials.
+        record: The study's record (``study.record()``).
         target: ``accuracy=0.97`` or ``{"accuracy": 0.97}``; default: the study file's
             ``target``.
         budget_usd: The most the setting may cost over the horizon (its TCO).
-        level: Coverage of forecast intervals.
+        level: Coverage of intervals.
         n_draws: Monte Carlo draws.
         seed: Monte Carlo seed (the same seed, the same answer).
-
-    Returns:
-        The cheapest setting meeting the target (measured, else forecast, else a plain
-        statement of what it would take), the best ROI within the budget, the next
-        investment worth making, the risk of the headline choice and warning flags.
 
     Raises:
         ConfigError: a malformed target, an unknown target metric, a budget <= 0, or a
@@ -557,16 +842,11 @@ def recommend(
     from payoff.analysis._marginal import marginal_returns
     from payoff.analysis._value import value_analysis
 
-    if budget_usd is not None and not budget_usd > 0:
-        raise ConfigError(f"--budget-usd must be > 0, got {budget_usd!r}.")
-    if not 0.5 <= level < 1:
-        raise ConfigError(f"level must be in [0.5, 1), got {level!r}.")
-    frame = study.trials_frame()
-    analysis = value_analysis(study, frame=frame)
-    marginals = marginal_returns(analysis, frame, study.config, level=level)
+    _check(budget_usd, level)
+    analysis = value_analysis(record)
+    marginals = marginal_returns(analysis, record.trials, record.config, level=level)
     return recommend_from(
-        study,
-        frame,
+        record,
         analysis,
         marginals,
         target=target,
@@ -577,9 +857,115 @@ def recommend(
     )
 
 
+def _check(budget_usd: float | None, level: float) -> None:
+    if budget_usd is not None and not budget_usd > 0:
+        raise ConfigError(f"--budget-usd must be > 0, got {budget_usd!r}.")
+    if not 0.5 <= level < 1:
+        raise ConfigError(f"level must be in [0.5, 1), got {level!r}.")
+
+
+def _target(analysis: ValueAnalysis, parsed: tuple[str, float]) -> tuple[str, float, bool]:
+    from payoff.analysis._value import bounded, maximize
+
+    name, value = parsed
+    column = f"test_{name}" if not name.startswith("test_") else name
+    known = set().union(*(s.test_metrics for s in analysis.settings))
+    if column not in known:
+        column = name if name in known else column
+    if column not in known:
+        raise ConfigError(
+            f"target metric {name!r} is not among the trials' metrics: "
+            f"{', '.join(sorted(m.removeprefix('test_') for m in known))}."
+        )
+    if bounded(column) and not 0.0 <= value <= 1.0:
+        raise ConfigError(f"target {name}={value:g} is outside the metric's range [0, 1].")
+    return column, value, maximize(column)
+
+
+def npv_noise_usd(analysis: ValueAnalysis, s: SettingValue) -> float:
+    """Return the standard error of a setting's NPV from its seeds' spread alone."""
+    from payoff.analysis._value import annuity_factor
+
+    m = analysis.model
+    sd = s.value_metric_std if s.n_seeds > 1 else analysis.seed_std
+    if not math.isfinite(sd):
+        return math.nan
+    slope = (
+        m.usd_per_correct + s.error_cost_usd
+        if m.kind == "classification"
+        else (m.usd_per_error_unit)
+    )
+    per_month = m.predictions_per_month * slope * sd / math.sqrt(s.n_seeds)
+    return per_month * annuity_factor(m.horizon_months, m.discount_rate)
+
+
+def setting_rows(
+    analysis: ValueAnalysis,
+    *,
+    target: tuple[str, float, bool] | None,
+    budget_usd: float | None,
+) -> tuple[dict[str, Any], ...]:
+    """Return one JSON-able row a setting (see :meth:`Recommendation.as_dict`)."""
+    configured = analysis.model.configured
+    rows = []
+    for s in analysis.settings:
+        e = s.economics
+        rows.append(
+            {
+                "setting": dict(s.levers),
+                "key": s.key,
+                "n_trials": s.n_seeds,
+                "metric_mean": s.metric_mean,
+                "metric_sd": s.metric_std if s.n_seeds > 1 else None,
+                "tco_usd": s.tco.total_usd,
+                "value_usd": e.value_usd if configured else None,
+                "npv_usd": e.npv_usd if configured else None,
+                "roi": e.roi if configured else None,
+                "payback_months": e.payback_months if configured else None,
+                "meets_target": None
+                if target is None
+                else _meets(s.test_metrics[target[0]][0], target[1], target[2]),
+                "within_budget": budget_usd is None or s.tco.total_usd <= budget_usd,
+                "threshold": s.threshold if configured else None,
+                "value_per_prediction_usd": s.value_per_prediction_usd if configured else None,
+                "value_rule": s.value_rule,
+            }
+        )
+    return tuple(rows)
+
+
+def _losing(analysis: ValueAnalysis) -> str:
+    """Say, with the arithmetic, that every prediction loses money (or beats no baseline)."""
+    m = analysis.model
+    s = max(analysis.settings, key=lambda s: s.value_per_prediction_usd)
+    if m.kind == "classification":
+        acc = s.value_metric_mean
+        arithmetic = (
+            f"{fmt_usd(m.usd_per_prediction)} + {acc:.3f} x {fmt_usd(m.usd_per_correct)} "
+            f"- {1 - acc:.3f} x {fmt_usd(s.error_cost_usd)} an error"
+        )
+    else:
+        arithmetic = (
+            f"{fmt_usd(m.usd_per_prediction)} - {s.value_metric_mean:.4g} mean absolute error x "
+            f"{fmt_usd(m.usd_per_error_unit)}"
+        )
+    if m.baseline is not None:
+        return (
+            f"No setting beats the baseline ({m.baseline.name}, {m.value_metric} "
+            f"{m.baseline.value_metric:.4g}): even the best, {s.key}, is worth "
+            f"{fmt_usd(s.value_per_prediction_usd)} a prediction over it, so no setting can pay "
+            "back. Check value.baseline, or improve the model before deploying it."
+        )
+    return (
+        "Under the value model every prediction loses money: even the best setting, "
+        f"{s.key}, makes {arithmetic} = {fmt_usd(s.value_per_prediction_usd)} a prediction "
+        f"(at {m.value_metric} {s.value_metric_mean:.4g}), so no setting can pay back. Check "
+        "value.usd_per_correct and value.usd_per_error (or error_costs_usd)."
+    )
+
+
 def recommend_from(
-    study: Study,
-    frame: pd.DataFrame,
+    record: StudyRecord,
     analysis: ValueAnalysis,
     marginals: tuple[LeverMarginal, ...],
     *,
@@ -592,192 +978,187 @@ def recommend_from(
     """Recommend from analyses already made (see :func:`recommend`)."""
     from payoff.analysis._pareto import pareto_front
     from payoff.analysis._risk import risk_flags, simulate
-    from payoff.analysis._value import bounded, maximize
 
-    if budget_usd is not None and not budget_usd > 0:
-        raise ConfigError(f"--budget-usd must be > 0, got {budget_usd!r}.")
-    config = study.config
+    _check(budget_usd, level)
+    config = record.config
     front = pareto_front(analysis, "tco_usd")
-    flags = risk_flags(study, analysis, frame=frame, marginals=marginals)
+    flags = risk_flags(record, analysis, marginals=marginals)
     configured = analysis.model.configured
+    m = analysis.model
     statements: list[str] = []
+    if configured and all(s.value_per_prediction_usd <= 0 for s in analysis.settings):
+        statements.append(_losing(analysis))
 
+    within = [s for s in analysis.settings if budget_usd is None or s.tco.total_usd <= budget_usd]
+    budget_txt = f"within {fmt_usd(budget_usd)}" if budget_usd is not None else "(no budget set)"
+    in_budget = f" {budget_txt}" if budget_usd is not None else ""
+    sign_m = 1.0 if analysis.maximize else -1.0
+
+    # Best ROI: the highest NPV within the budget (the best metric without a value model).
+    best_roi: Choice | None = None
+    ranked = sorted(
+        within,
+        key=lambda s: (
+            (-_finite(s.economics.npv_usd), s.tco.total_usd)
+            if configured
+            else (-sign_m * s.metric_mean, s.tco.total_usd)
+        ),
+    )
+    if ranked:
+        top = ranked[0]
+        why = f"highest NPV {budget_txt}" if configured else f"best {analysis.metric} {budget_txt}"
+        best_roi = _measured_choice(record, analysis, top, front, analysis.metric, why)
+
+    # The target: the cheapest measured setting that meets it, else a forecast.
     parsed = parse_target_arg(target, config.target)
+    target_info = _target(analysis, parsed) if parsed is not None else None
     meets: Choice | None = None
-    target_metric: str | None = None
-    target_value: float | None = None
-    met = False
-    if parsed is not None:
-        name, target_value = parsed
-        target_metric = f"test_{name}" if not name.startswith("test_") else name
-        known = set().union(*(s.test_metrics for s in analysis.settings))
-        if target_metric not in known:
-            target_metric = name if name in known else target_metric
-        if target_metric not in known:
-            raise ConfigError(
-                f"target metric {name!r} is not among the trials' metrics: "
-                f"{', '.join(sorted(m.removeprefix('test_') for m in known))}."
-            )
-        if bounded(target_metric) and not 0.0 <= target_value <= 1.0:
-            raise ConfigError(
-                f"target {name}={target_value:g} is outside the metric's range [0, 1]."
-            )
-        up = maximize(target_metric)
+    meeting: list[SettingValue] = []
+    target_sentence = ""
+    if target_info is not None:
+        column, value, up = target_info
         sign = "≥" if up else "≤"
-        hits = [
-            s
-            for s in analysis.settings
-            if _meets(s.test_metrics[target_metric][0], target_value, up)
-        ]
-        if hits:
-            met = True
-            direction = 1.0 if up else -1.0
+        meeting = [s for s in analysis.settings if _meets(s.test_metrics[column][0], value, up)]
+        if meeting:
             cheapest = min(
-                hits,
-                key=lambda s: (s.tco.total_usd, -direction * s.test_metrics[target_metric][0]),
+                meeting,
+                key=lambda s: (s.tco.total_usd, -(1 if up else -1) * s.test_metrics[column][0]),
             )
             meets = _measured_choice(
+                record,
                 analysis,
                 cheapest,
                 front,
-                target_metric,
-                f"cheapest setting with {target_metric} {sign} {target_value:g}",
+                column,
+                f"cheapest setting with {column} {sign} {value:g}",
             )
             over = (
                 f" That is over the budget of {fmt_usd(budget_usd)}."
                 if budget_usd is not None and cheapest.tco.total_usd > budget_usd
                 else ""
             )
-            statements.append(
-                f"Cheapest setting that meets {target_metric} {sign} {target_value:g}: "
-                f"{cheapest.key} — measured {_seeds(cheapest, target_metric)}, TCO "
-                f"{fmt_usd(cheapest.tco.total_usd)} over {analysis.model.horizon_months:g} "
-                f"months.{over}"
+            target_sentence = (
+                f"Cheapest setting that meets {column} {sign} {value:g}: {meets.words} — "
+                f"measured {_seeds(cheapest, column)}, TCO {fmt_usd(cheapest.tco.total_usd)} "
+                f"over {m.horizon_months:g} months.{over}"
             )
         else:
             best = max(
-                analysis.settings,
-                key=lambda s: (1 if up else -1) * s.test_metrics[target_metric][0],
+                analysis.settings, key=lambda s: (1 if up else -1) * s.test_metrics[column][0]
             )
             measured = (
-                f"No measured setting meets {target_metric} {sign} {target_value:g}; the best "
-                f"measured is {best.key} with {_seeds(best, target_metric)}."
+                f"No measured setting meets {column} {sign} {value:g}; the best measured is "
+                f"{_words(record, best)} with {_seeds(best, column)}."
             )
-            meets, notes = _forecast_target(
-                frame, analysis, target_metric, target_value, level=level, config=config
-            )
+            meets, notes = _forecast_target(record, analysis, column, value, level=level)
             if meets is not None:
-                statements.append(f"{measured} {meets.statement[0].upper()}{meets.statement[1:]}.")
+                target_sentence = f"{measured} {meets.statement[0].upper()}{meets.statement[1:]}."
             else:
-                said = " ".join(f"{n}." if not n.endswith(".") else n for n in notes)
-                statements.append(
-                    f"{measured} No setting meets the target, measured or forecast. "
-                    f"What the forecasts say: {said or 'no lever has a return curve.'}"
+                said = " ".join(n if n.endswith(".") else f"{n}." for n in notes)
+                target_sentence = (
+                    f"{measured} No setting meets the target, measured or forecast. What the "
+                    f"forecasts say: {said or 'no lever has a return curve.'}"
                 )
-    else:
-        statements.append(
-            "No target set (study file `target:` or --target metric=value): no cheapest "
-            "setting to name."
+
+    # Recommended: the best NPV among those meeting the target within the budget, else
+    # the best ROI.
+    recommended: Choice | None = best_roi
+    within_keys = {s.key for s in within}
+    meeting_within = [s for s in meeting if s.key in within_keys]
+    if meeting_within:
+        pick = (
+            max(meeting_within, key=lambda s: (_finite(s.economics.npv_usd), -s.tco.total_usd))
+            if configured
+            else min(meeting_within, key=lambda s: s.tco.total_usd)
+        )
+        assert target_info is not None
+        why = (
+            f"highest NPV of the settings that meet the target{in_budget}"
+            if configured
+            else f"cheapest setting that meets the target{in_budget}"
+        )
+        recommended = _measured_choice(
+            record, analysis, analysis.setting(pick.key), front, analysis.metric, why
+        )
+    elif recommended is not None and target_info is not None:
+        recommended = dataclasses.replace(
+            recommended,
+            why=f"{recommended.why}; no measured setting meets the target{in_budget}",
         )
 
-    within = [
-        s
-        for s in analysis.settings
-        if front.contains(s.key) and (budget_usd is None or s.tco.total_usd <= budget_usd)
-    ]
-    best_roi: Choice | None = None
-    ranked_by = "roi" if configured else analysis.metric
-    budget_txt = f"within {fmt_usd(budget_usd)}" if budget_usd is not None else "(no budget)"
-    if within:
+    if recommended is not None:
+        statements.append(_headline(analysis, recommended))
         if configured:
-            top = max(
-                within,
-                key=lambda s: (_finite(s.economics.roi), _finite(s.economics.npv_usd)),
-            )
-            why = f"best ROI {budget_txt}"
-        else:
-            sign_m = 1.0 if analysis.maximize else -1.0
-            top = max(within, key=lambda s: (sign_m * s.metric_mean, -s.tco.total_usd))
-            why = f"best {analysis.metric} {budget_txt} (no value model: ROI unknown)"
-        best_roi = _measured_choice(analysis, top, front, analysis.metric, why)
-        if configured:
-            e = top.economics
-            payback = (
-                "never pays back"
-                if e.payback_months is None
-                else f"pays back in {e.payback_months:.2g} months"
-            )
-            loses = (
-                " Every setting on the front within the budget loses money under the value model."
-                if e.roi < 0
-                else ""
-            )
-            statements.append(
-                f"Best ROI {budget_txt}: {top.key} — ROI {fmt_roi(e.roi)}, NPV "
-                f"{fmt_usd(e.npv_usd)}, {payback} (measured {analysis.metric} "
-                f"{_fmt_metric(top.metric_mean)}).{loses}"
-            )
-        else:
-            statements.append(
-                f"Best {analysis.metric} {budget_txt}: {top.key} "
-                f"({_fmt_metric(top.metric_mean)}, TCO {fmt_usd(top.tco.total_usd)}). Add a "
-                "`value:` section (predictions_per_month, usd_per_correct, usd_per_error) to "
-                "rank by ROI."
-            )
+            statements.append(_money_basis(analysis, analysis.setting(recommended.key)))
     else:
         cheapest_any = min(analysis.settings, key=lambda s: s.tco.total_usd)
         statements.append(
             f"No setting fits the budget {fmt_usd(budget_usd)}: the cheapest, "
-            f"{cheapest_any.key}, costs {fmt_usd(cheapest_any.tco.total_usd)} over the horizon."
+            f"{_words(record, cheapest_any)}, costs {fmt_usd(cheapest_any.tco.total_usd)} over "
+            "the horizon."
         )
+    if target_sentence:
+        statements.append(target_sentence)
+    elif target_info is None:
+        statements.append(
+            "No target set (study file `target:` or --target metric=value): no cheapest "
+            "setting to name."
+        )
+    if best_roi is not None and (recommended is None or best_roi.key != recommended.key):
+        statements.append(_best_roi_sentence(analysis, best_roi, budget_txt))
+    noise = _within_noise(analysis, ranked) if configured else ""
+    if noise:
+        statements.append(noise)
 
-    investments = [
-        inv
-        for lm in marginals
-        if (
-            inv := _investment(
-                frame, analysis, config, lm, level=level, n_draws=n_draws, seed=seed
-            )
-        )
-        is not None
-    ]
+    # The next investment, from the recommended setting.
+    steps: list[Investment] = []
+    notes: list[str] = []
     nxt: Investment | None = None
-    if configured:
-        worth = [i for i in investments if math.isfinite(i.npv_gain_usd) and i.npv_gain_usd > 0]
-        if worth:
-            nxt = max(worth, key=lambda i: i.npv_gain_usd)
-    else:
-        worth = [i for i in investments if i.gain > 0]
-        if worth:
-            nxt = max(
-                worth,
-                key=lambda i: i.gain / i.cost_usd if i.cost_usd > 0 else math.inf,
+    why_none = ""
+    if recommended is not None:
+        base = analysis.setting(recommended.key)
+        steps, notes = _steps_from(record, analysis, base, level=level, n_draws=n_draws, seed=seed)
+        steps.sort(
+            key=lambda i: (
+                -_finite(i.expected_npv_gain_usd)
+                if configured
+                else -(i.gain / i.cost_usd if i.cost_usd > 0 else math.inf * i.gain)
             )
-    if nxt is not None:
-        statements.append(f"Next investment: {nxt.statement}.")
-    elif investments:
-        statements.append(
-            "No further investment is forecast to pay: "
-            + "; ".join(i.statement for i in investments)
-            + "."
         )
+        paying = [i for i in steps if i.pays]
+        labels = _labels_answer(record, steps, analysis)
+        statements.append(labels)
+        if paying:
+            nxt = paying[0]
+            statements.append(f"Next investment, from {recommended.words}: {nxt.statement}.")
+        else:
+            levers = ", ".join(i.lever for i in steps) or "none"
+            why_none = (
+                f"no further step on levers {levers} pays from {recommended.key}"
+                + (f"; the best candidate: {steps[0].statement}" if steps else "")
+                + (f" ({'; '.join(notes)})" if notes else "")
+            )
+            statements.append(f"Next investment: none — {why_none}.")
     else:
-        statements.append(
-            "No next investment to forecast: no varied data, compute or model lever has a "
-            "return curve."
-        )
+        labels = "More labels? Unknown: no setting fits the budget."
+        why_none = "no setting fits the budget"
 
-    headline = meets if meets is not None and meets.kind == "measured" else best_roi
     risk = None
-    if configured and headline is not None and headline.kind == "measured":
-        risk = simulate(analysis, analysis.setting(headline.key), n_draws=n_draws, seed=seed)
+    if configured and recommended is not None:
+        risk = simulate(analysis, analysis.setting(recommended.key), n_draws=n_draws, seed=seed)
         statements.append(
-            f"Risk of {headline.key}: P(ROI < 0) {risk.p_loss:.0%}; NPV 5th/50th/95th "
+            f"Risk of {recommended.key}: P(it loses money) {risk.p_loss:.0%}; NPV 5th/50th/95th "
             f"percentiles {fmt_usd(risk.npv_p5_usd)} / {fmt_usd(risk.npv_p50_usd)} / "
             f"{fmt_usd(risk.npv_p95_usd)}; most sensitive to "
             + ", ".join(b.label for b in risk.tornado[:2])
             + f" (Monte Carlo, {risk.n_draws:,} draws, seed {risk.seed})."
         )
+    if record.pilot is not None:
+        from payoff.analysis._pilot_view import pilot_view
+
+        view = pilot_view(record.pilot)
+        if view is not None:
+            statements.extend(view.statements())
     if flags:
         kinds: dict[str, int] = {}
         for f in flags:
@@ -786,20 +1167,82 @@ def recommend_from(
             "Warnings: " + ", ".join(f"{n} {k.replace('_', '-')}" for k, n in kinds.items()) + "."
         )
     return Recommendation(
-        study=study.name,
+        study=record.name,
         metric=analysis.metric,
-        target_metric=target_metric,
-        target=target_value,
-        target_met=met,
+        target_metric=target_info[0] if target_info else None,
+        target=target_info[1] if target_info else None,
+        target_met=bool(meeting),
         budget_usd=budget_usd,
+        recommended=recommended,
         meets_target=meets,
         best_roi=best_roi,
-        ranked_by=ranked_by,
+        ranked_by="npv" if configured else analysis.metric,
         next_investment=nxt,
+        next_investment_why_none=why_none,
+        candidates=tuple(steps),
+        labels_answer=labels,
+        settings=setting_rows(analysis, target=target_info, budget_usd=budget_usd),
         risk=risk,
         flags=flags,
         statements=tuple(statements),
         value_configured=configured,
+        pilot=record.pilot,
+    )
+
+
+def _headline(analysis: ValueAnalysis, c: Choice) -> str:
+    if not analysis.model.configured:
+        return (
+            f"Deploy {c.words} ({c.why}): measured {c.metric} {_fmt_metric(c.metric_value)}, "
+            f"TCO {fmt_usd(c.tco_usd)}. Add a `value:` section (predictions_per_month, "
+            "usd_per_correct, usd_per_error) to rank by NPV and ROI."
+        )
+    payback = (
+        "never pays back"
+        if c.payback_months is None
+        else f"pays back in {c.payback_months:.2g} months"
+    )
+    return (
+        f"Deploy {c.words} ({c.why}): ROI {fmt_roi(c.roi)}, NPV {fmt_usd(c.npv_usd)}, "
+        f"{payback}; measured {c.metric} {_fmt_metric(c.metric_value)}. ROI = {c.drivers}."
+    )
+
+
+def _money_basis(analysis: ValueAnalysis, s: SettingValue) -> str:
+    m = analysis.model
+    over = "no model" if m.baseline is None else f"the {m.baseline.name} ({m.baseline.method})"
+    return (
+        f"Quality is {analysis.metric} (the study's metric); money is the value of the "
+        f"model's decisions on the test split ({s.value_rule}), over {over}."
+    )
+
+
+def _best_roi_sentence(analysis: ValueAnalysis, c: Choice, budget_txt: str) -> str:
+    if not analysis.model.configured:
+        return (
+            f"Best {analysis.metric} {budget_txt}: {c.words} ({_fmt_metric(c.metric_value)}, "
+            f"TCO {fmt_usd(c.tco_usd)})."
+        )
+    return (
+        f"Best ROI {budget_txt}: {c.words} — NPV {fmt_usd(c.npv_usd)}, ROI {fmt_roi(c.roi)} "
+        f"(ROI = {c.drivers})."
+    )
+
+
+def _within_noise(analysis: ValueAnalysis, ranked: Sequence[SettingValue]) -> str:
+    if len(ranked) < 2:
+        return ""
+    a, b = ranked[0], ranked[1]
+    na, nb = npv_noise_usd(analysis, a), npv_noise_usd(analysis, b)
+    if not (math.isfinite(na) and math.isfinite(nb)):
+        return ""
+    gap = a.economics.npv_usd - b.economics.npv_usd
+    if gap > 2 * math.hypot(na, nb):
+        return ""
+    return (
+        f"The top two by NPV, {a.key} and {b.key}, are within seed noise of each other "
+        f"(NPV {fmt_usd(a.economics.npv_usd)} vs {fmt_usd(b.economics.npv_usd)}; seed noise "
+        f"about {fmt_usd(math.hypot(na, nb))}): either is a sound choice."
     )
 
 

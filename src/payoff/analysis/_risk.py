@@ -16,7 +16,6 @@ A ``numpy.random.Generator`` seeded with ``seed`` makes each run reproducible.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +27,10 @@ import numpy as np
 from payoff._errors import ConfigError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from payoff.analysis._forecast import Forecast
     from payoff.analysis._marginal import LeverMarginal
     from payoff.analysis._value import SettingValue, ValueAnalysis
-    from payoff.study import Study
+    from payoff.study import StudyRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +287,7 @@ def simulate(
     n_draws: int = 10_000,
     seed: int = 0,
     level: float = 0.9,
+    metric_stream: int = 0,
 ) -> RiskResult:
     """Simulate a setting's NPV and ROI under every uncertainty; rank inputs by swing.
 
@@ -303,6 +301,9 @@ def simulate(
         n_draws: Runs of the simulation.
         seed: Seed of the generator; the same seed gives the same result.
         level: Coverage of the metric's range in the tornado.
+        metric_stream: Which stream of the seed the metric's noise comes from: two settings
+            simulated with one seed and different streams share every price and value draw
+            (paired) while their seeds' noise stays independent.
 
     Raises:
         ConfigError: ``n_draws`` < 100.
@@ -332,7 +333,7 @@ def simulate(
                     f"uniform +-{width:.0%} (value.{kind}_uncertainty)",
                 )
             )
-    metric_draws = _draw_metric(rng, d, n_draws)
+    metric_draws = _draw_metric(np.random.default_rng([seed, metric_stream]), d, n_draws)
     inputs.append(
         Uncertain("metric", m.value_metric, d.point, d.low, d.high, m.value_metric, d.source)
     )
@@ -409,10 +410,9 @@ def _overfit_trial(curve: Sequence[Mapping[str, float]], col: str, sign: float) 
 
 
 def risk_flags(
-    study: Study,
+    record: StudyRecord,
     analysis: ValueAnalysis,
     *,
-    frame: pd.DataFrame | None = None,
     marginals: Sequence[LeverMarginal] = (),
     max_extrapolation: float = 4.0,
 ) -> tuple[Flag, ...]:
@@ -436,15 +436,14 @@ def risk_flags(
     name = metric.removeprefix("test_")
     sign = 1.0 if analysis.maximize else -1.0
     pooled = analysis.seed_std if math.isfinite(analysis.seed_std) else 0.0
-    frame = study.trials_frame() if frame is None else frame
-    done = completed(frame)
+    done = completed(record.trials)
     flags: list[Flag] = []
 
     def unit(value: float) -> float:
         return 0.01 if bounded(metric) else 0.05 * abs(value) or 1e-12
 
     val_col = f"val_{name}"
-    curves = {t.number: json.loads(t.user_attrs.get("curve", "[]")) for t in study.trials()}
+    curves = record.curves
     by_trial = {int(r["number"]): r for r in done.to_dict(orient="records")}
     for s in analysis.settings:
         hits = []

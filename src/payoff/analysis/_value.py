@@ -24,13 +24,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff.analysis._baseline import resolve_baseline
+from payoff.analysis._outcomes import Outcome, trial_outcomes
+from payoff.analysis._words import fmt_roi, fmt_usd, show_value
+
+__all__ = ["fmt_roi", "fmt_usd"]  # re-exported: the report formats money with them
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from payoff.config import StudyConfig
     from payoff.prices import PriceBook
-    from payoff.study import Study
+    from payoff.study import StudyRecord
 
 TaskKind = Literal["classification", "regression"]
 
@@ -164,24 +169,47 @@ def value_per_prediction(
     usd_per_error: Any = 0.0,
     usd_per_error_unit: Any = 0.0,
     baseline: float | None = None,
+    baseline_error_usd: Any = None,
 ) -> Any:
     """Return the value of one prediction at ``metric``, over ``baseline`` (None: no model).
 
-    ``metric`` is the accuracy for classification, the mean absolute error for regression.
-    Works elementwise on NumPy arrays (the Monte Carlo passes arrays). Against a baseline,
-    ``usd_per_prediction`` cancels: the current system already earns it.
+    ``metric`` is the accuracy for classification, the mean absolute error for regression;
+    ``usd_per_error`` the mean cost of one of the model's errors, ``baseline_error_usd`` of
+    one of the baseline's (default: the same). Works elementwise on NumPy arrays (the Monte
+    Carlo passes arrays). Against a baseline, ``usd_per_prediction`` cancels: the current
+    system already earns it.
     """
     if kind == "classification":
 
-        def one(acc: Any) -> Any:
-            return usd_per_prediction + acc * usd_per_correct - (1.0 - acc) * usd_per_error
+        def one(acc: Any, err: Any) -> Any:
+            return usd_per_prediction + acc * usd_per_correct - (1.0 - acc) * err
 
     else:
 
-        def one(err: Any) -> Any:
-            return usd_per_prediction - usd_per_error_unit * err
+        def one(mae: Any, err: Any) -> Any:
+            return usd_per_prediction - usd_per_error_unit * mae
 
-    return one(metric) - (one(baseline) if baseline is not None else 0.0)
+    if baseline is None:
+        return one(metric, usd_per_error)
+    base_err = usd_per_error if baseline_error_usd is None else baseline_error_usd
+    return one(metric, usd_per_error) - one(baseline, base_err)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What the model is compared with; value is incremental over it.
+
+    Attributes:
+        name: ``majority``, ``setting data=0.5``, ``current system``...
+        value_metric: Its accuracy (classification) or mean absolute error (regression).
+        error_cost_usd: The mean cost of one of its errors, priced as it makes them.
+        method: How its figures were obtained.
+    """
+
+    name: str
+    value_metric: float
+    error_cost_usd: float
+    method: str
 
 
 # --- the value model of a study ---------------------------------------------------------------
@@ -208,7 +236,7 @@ class ValueModel:
         error_cost_usd: What one wrong prediction costs (classification), before any
             confusion matrix.
         error_cost_method: How ``error_cost_usd`` was obtained.
-        baseline: The current system's value metric, or None (no model).
+        baseline: What value is counted over, or None (no model).
         engineer_usd_per_hour: The engineer rate in force.
         serving_usd_per_million: A measured or given serving price, or None to estimate
             from throughput.
@@ -229,7 +257,7 @@ class ValueModel:
     error_cost_usd: float
     error_cost_method: str
     error_costs: Mapping[str, Mapping[str, float]] | None
-    baseline: float | None
+    baseline: Baseline | None
     minutes_saved_per_prediction: float
     horizon_months: float
     discount_rate: float
@@ -257,14 +285,17 @@ class ValueModel:
         ``scale`` multiplies inputs by name (``usd_per_correct=1.2``), for the risk analysis.
         """
         err = self.error_cost_usd if error_cost_usd is None else error_cost_usd
+        b = self.baseline
+        per_error = scale.get("usd_per_error", 1.0)
         return value_per_prediction(
             self.kind,
             metric,
             usd_per_prediction=self.usd_per_prediction * scale.get("usd_per_prediction", 1.0),
             usd_per_correct=self.usd_per_correct * scale.get("usd_per_correct", 1.0),
-            usd_per_error=err * scale.get("usd_per_error", 1.0),
+            usd_per_error=err * per_error,
             usd_per_error_unit=self.usd_per_error_unit * scale.get("usd_per_error_unit", 1.0),
-            baseline=self.baseline,
+            baseline=None if b is None else b.value_metric,
+            baseline_error_usd=None if b is None else b.error_cost_usd * per_error,
         )
 
 
@@ -322,6 +353,7 @@ def value_model(
     columns: Sequence[str] = (),
     hardware: str | None = None,
     serving: Mapping[str, Any] | None = None,
+    baseline: Baseline | None = None,
 ) -> ValueModel:
     """Resolve the study's ``value`` section against its price book.
 
@@ -332,6 +364,7 @@ def value_model(
         hardware: The price-book entry the trials ran on (serving default).
         serving: The study's ``serving`` attribute (``{"usd_per_million": x,
             "measured": true}``) when a load test has priced serving.
+        baseline: What value counts over (see :func:`resolve_baseline`); None: no model.
 
     Raises:
         PriceNotFoundError: the serving hardware is not in the price book.
@@ -363,16 +396,15 @@ def value_model(
     if v.error_costs_usd is not None:
         error_cost = _mean_error_cost(v.error_costs_usd)
         error_method = (
-            "cost matrix weighted by the trial's confusion matrix (test_confusion) where "
-            f"stored, else estimate: mean of the {sum(len(r) for r in v.error_costs_usd.values())}"
-            f" listed error kinds (${error_cost:g})"
+            "cost matrix (value.error_costs_usd) over the errors each trial's model makes on "
+            "the test split; estimate where a trial stored no predictions: its confusion "
+            f"matrix, else the mean of the listed kinds (${error_cost:g})"
         )
     else:
         error_cost, error_method = v.usd_per_error, "study file (value.usd_per_error)"
     from payoff.study._ledger import labels_usd_per_example
 
     labels = labels_usd_per_example(config, book)
-    baseline = None if v.baseline == "no model" else float(v.baseline)
     configured = v.predictions_per_month > 0 and (
         v.usd_per_prediction > 0
         or v.usd_per_correct > 0
@@ -437,9 +469,9 @@ def _with_assumptions(
         Assumption("usd_per_error_unit", m.usd_per_error_unit, "USD per unit of MAE", study),
         Assumption(
             "baseline",
-            "no model" if m.baseline is None else m.baseline,
+            "no model" if m.baseline is None else m.baseline.name,
             m.value_metric,
-            study,
+            "study file (value.baseline)" if m.baseline is None else m.baseline.method,
         ),
         Assumption(
             "minutes_saved_per_prediction", m.minutes_saved_per_prediction, "minutes", study
@@ -551,7 +583,12 @@ class SettingValue:
         metric: The study's test metric column, e.g. ``test_accuracy``.
         metric_mean: Its mean over seeds.
         metric_std: Its standard deviation over seeds (0 with one seed).
-        value_metric_mean: The value model's metric (accuracy, MAE), mean over seeds.
+        value_metric_mean: The value model's metric (accuracy, MAE), mean over seeds, under
+            the decisions the value model prices (e.g. at the chosen threshold).
+        value_metric_std: Its standard deviation over seeds.
+        threshold: The median over seeds of the value-maximising threshold on P(class 1)
+            (binary classification with a value model), or None.
+        value_rule: How predictions became the decisions that were priced.
         error_cost_usd: What an error costs for this setting (its confusion matrix, if
             stored, weights a cost matrix).
         serving_per_prediction_usd: What serving one prediction costs.
@@ -577,6 +614,8 @@ class SettingValue:
     metric_std: float
     value_metric_mean: float
     value_metric_std: float
+    threshold: float | None
+    value_rule: str
     error_cost_usd: float
     serving_per_prediction_usd: float
     serving_method: str
@@ -673,15 +712,7 @@ class ValueAnalysis:
 
 def setting_key(levers: Mapping[str, Any]) -> str:
     """Return the lever values as one string, ``data=0.5 compute=8``."""
-    return " ".join(f"{k}={_show(v)}" for k, v in levers.items()) or "(single setting)"
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v)) if abs(v) >= 1 else str(v)
-    if isinstance(v, list | tuple):
-        return "x".join(str(x) for x in v)
-    return str(v)
+    return " ".join(f"{k}={show_value(v)}" for k, v in levers.items()) or "(single setting)"
 
 
 def _num(row: Mapping[str, Any], key: str) -> float:
@@ -733,14 +764,22 @@ def _serving(model: ValueModel, throughput: float, latency: float) -> tuple[floa
     return model.serving_usd_per_hour * hours, method, hours
 
 
-def trial_economics(row: Mapping[str, Any], model: ValueModel) -> dict[str, float]:
-    """Return one trial's TCO parts and value inputs (used per trial, then averaged)."""
-    vm = _num(row, model.value_metric)
-    err = model.error_cost_usd
-    if model.error_costs is not None and row.get("test_confusion") is not None:
-        from_matrix = _confusion_error_cost(row["test_confusion"], model.error_costs)
-        if from_matrix is not None:
-            err = from_matrix
+def trial_economics(
+    row: Mapping[str, Any], model: ValueModel, outcome: Outcome | None = None
+) -> dict[str, float]:
+    """Return one trial's TCO parts and value inputs (used per trial, then averaged).
+
+    ``outcome`` is what the trial's stored predictions did under the value model; without
+    one, value falls back to the trial's test accuracy (or MAE) and confusion matrix.
+    """
+    if outcome is not None:
+        vm, err = outcome.value_metric, outcome.error_cost_usd
+    else:
+        vm, err = _num(row, model.value_metric), model.error_cost_usd
+        if model.error_costs is not None and row.get("test_confusion") is not None:
+            from_matrix = _confusion_error_cost(row["test_confusion"], model.error_costs)
+            if from_matrix is not None:
+                err = from_matrix
     per_pred, _, hours = _serving(model, _num(row, "throughput_per_s"), _num(row, "latency_p50_s"))
     months = model.horizon_months
     volume = model.predictions_per_month * months
@@ -754,6 +793,10 @@ def trial_economics(row: Mapping[str, Any], model: ValueModel) -> dict[str, floa
     return {
         "value_metric": vm,
         "error_cost": err,
+        "error_per_prediction": (1.0 - vm) * err if model.kind == "classification" else 0.0,
+        "threshold": math.nan
+        if outcome is None or outcome.threshold is None
+        else outcome.threshold,
         "serving_per_prediction": per_pred,
         "serving_hours_per_prediction": hours,
         "labels": labels,
@@ -772,8 +815,10 @@ def _setting_value(
     rows: list[Mapping[str, Any]],
     model: ValueModel,
     metric: str,
+    outcomes: Mapping[int, Outcome],
 ) -> SettingValue:
-    parts = [trial_economics(r, model) for r in rows]
+    found = [outcomes.get(int(r["number"])) for r in rows]
+    parts = [trial_economics(r, model, o) for r, o in zip(rows, found, strict=True)]
 
     def mean(name: str, src: Sequence[Mapping[str, Any]] = parts) -> float:
         vals = np.asarray([_num(p, name) for p in src], dtype=float)
@@ -788,7 +833,14 @@ def _setting_value(
     throughput, latency = mean("throughput_per_s", rows), mean("latency_p50_s", rows)
     serving_pp, serving_method, hours_pp = _serving(model, throughput, latency)
     vm_mean = mean("value_metric")
+    # Pooled over the seeds' errors, so that (1 - accuracy) x cost is the mean error cost.
     err = mean("error_cost")
+    if model.kind == "classification" and vm_mean < 1:
+        err = mean("error_per_prediction") / (1.0 - vm_mean)
+    thresholds = [p["threshold"] for p in parts if math.isfinite(p["threshold"])]
+    rules = sorted({o.rule for o in found if o is not None})
+    if any(o is None for o in found):
+        rules.append(f"no predictions stored: the trial's {model.value_metric}")
     vpp = float(model.per_prediction(vm_mean, error_cost_usd=err))
     if not math.isfinite(vpp):
         vpp = 0.0
@@ -845,6 +897,8 @@ def _setting_value(
         metric_std=std(metric, rows),
         value_metric_mean=vm_mean,
         value_metric_std=std("value_metric"),
+        threshold=float(np.median(thresholds)) if thresholds else None,
+        value_rule="; ".join(rules),
         error_cost_usd=err,
         serving_per_prediction_usd=serving_pp,
         serving_method=serving_method,
@@ -874,60 +928,80 @@ def completed(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def varied_levers(config: StudyConfig, frame: pd.DataFrame) -> tuple[str, ...]:
-    """Return the study's varied levers that appear as trial columns."""
-    return tuple(k for k in config.lever_values() if k in frame.columns)
+    """Return the study's levers with more than one value that appear as trial columns."""
+    return tuple(
+        k
+        for k, values in config.lever_values().items()
+        if k in frame.columns and (len(values) > 1 or frame[k].nunique() > 1)
+    )
 
 
 def _hashable(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def value_analysis(study: Study, *, frame: pd.DataFrame | None = None) -> ValueAnalysis:
-    """Price every setting of ``study``: TCO, value, ROI, NPV, payback, energy and CO2.
+def value_analysis(record: StudyRecord) -> ValueAnalysis:
+    """Price every setting of a study: TCO, value, ROI, NPV, payback, energy and CO2.
+
+    Value follows what each trial's model predicts (see :mod:`payoff.analysis._outcomes`),
+    over the study's ``value.baseline``.
 
     Raises:
-        ConfigError: the study has no completed trial.
+        ConfigError: the study has no completed trial; a baseline or cost matrix that does
+            not fit the study.
     """
     from payoff.prices import load_price_book
 
-    config = study.config
-    frame = study.trials_frame() if frame is None else frame
+    config = record.config
+    frame = record.trials
     done = completed(frame)
     if done.empty:
-        raise ConfigError(f"study {study.name!r} has no completed trial to price yet.")
+        raise ConfigError(f"study {record.name!r} has no completed trial to price yet.")
     metric = metric_column(config.task.metric or "accuracy", list(done.columns))
     if metric not in done.columns:
-        raise ConfigError(f"the trials of {study.name!r} have no {metric!r} column.")
+        raise ConfigError(f"the trials of {record.name!r} have no {metric!r} column.")
     book = load_price_book(config.prices)
     hardware = str(done["hardware"].iloc[0]) if "hardware" in done.columns else None
     if hardware is not None and hardware not in book.hardware:
         hardware = None
     model = value_model(
-        config,
-        book,
-        columns=list(done.columns),
-        hardware=hardware,
-        serving=study.optuna.user_attrs.get("serving"),
+        config, book, columns=list(done.columns), hardware=hardware, serving=record.serving
     )
+    outcomes = trial_outcomes(record, model)
     levers = varied_levers(config, done)
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     records = done.to_dict(orient="records")
     for row in records:
         groups.setdefault(tuple(_hashable(row[k]) for k in levers), []).append(row)
-    settings = []
-    for values, rows in groups.items():
-        lever_values = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in zip(levers, values, strict=True)
-        }
-        settings.append(
-            _setting_value(setting_key(lever_values), lever_values, rows, model, metric)
+
+    def price(model: ValueModel) -> list[SettingValue]:
+        out = []
+        for values, rows in groups.items():
+            lever_values = {
+                k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in zip(levers, values, strict=True)
+            }
+            key = setting_key(lever_values)
+            out.append(_setting_value(key, lever_values, rows, model, metric, outcomes))
+        return out
+
+    settings = price(model)
+    baseline = resolve_baseline(record, model, settings, outcomes)
+    if baseline is not None:
+        model = value_model(
+            config,
+            book,
+            columns=list(done.columns),
+            hardware=hardware,
+            serving=record.serving,
+            baseline=baseline,
         )
+        settings = price(model)
     spend = 0.0
     for row in frame.to_dict(orient="records"):
         spend += _zero(_num(row, "cost_usd_compute")) + _zero(_num(row, "cost_usd_energy"))
     return ValueAnalysis(
-        study=study.name,
+        study=record.name,
         metric=metric,
         maximize=maximize(metric),
         model=model,
@@ -968,25 +1042,3 @@ def value_at(
         horizon_months=m.horizon_months,
         discount_rate=m.discount_rate,
     )
-
-
-def fmt_usd(x: float | None) -> str:
-    """Format dollars for people: ``$9,672``, ``$50.29``, ``$0.0123``, ``-$1,234``."""
-    if x is None or not math.isfinite(x):
-        return "n/a" if x is None or math.isnan(x) else ("-" if x < 0 else "") + "$inf"
-    sign = "-" if x < 0 else ""
-    a = abs(x)
-    if a >= 1000:
-        return f"{sign}${a:,.0f}"
-    if a >= 1 or a == 0:
-        return f"{sign}${a:,.2f}"
-    return f"{sign}${a:.3g}"
-
-
-def fmt_roi(roi: float) -> str:
-    """Format an ROI as a percentage (``1.5`` is ``+150%``)."""
-    if math.isnan(roi):
-        return "n/a"
-    if math.isinf(roi):
-        return "+inf" if roi > 0 else "-inf"
-    return f"{roi:+,.0%}"

@@ -44,8 +44,9 @@ def recommend(
         for line in rec.statements:
             console.print(Text("• ", style="bold") + Text(line))
         for title, choice in (
+            ("recommended", rec.recommended),
             ("target", rec.meets_target),
-            (f"best {rec.ranked_by}", rec.best_roi),
+            ("best ROI" if rec.value_configured else f"best {rec.metric}", rec.best_roi),
             ("next investment", rec.next_investment),
         ):
             if choice is None:

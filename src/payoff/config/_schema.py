@@ -126,6 +126,41 @@ class LabelsConfig(_Strict):
     grades: dict[str, LabelGrade] = Field(default_factory=dict)
 
 
+class BaselineConfig(_Strict):
+    """What the model is compared with, when it is a setting, a trial or the current system.
+
+    Give one of ``setting`` (``"data=0.5 model=small"``), ``trial`` (a trial number), or the
+    current system's ``accuracy`` (with ``error_mix``, the share of its errors by kind,
+    true class -> predicted class, when errors cost differently) or ``mae``.
+    """
+
+    setting: str | None = None
+    trial: Annotated[int, Field(ge=0)] | None = None
+    accuracy: float | None = Field(default=None, ge=0, le=1)
+    mae: NonNegativeFloat | None = None
+    error_mix: dict[str, dict[str, NonNegativeFloat]] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BaselineConfig:
+        given = [
+            k for k in ("setting", "trial", "accuracy", "mae") if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "baseline: give exactly one of setting, trial, accuracy or mae"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.error_mix is not None:
+            if self.accuracy is None:
+                raise ValueError("baseline.error_mix goes with baseline.accuracy")
+            total = sum(v for row in self.error_mix.values() for v in row.values())
+            if not math.isclose(total, 1.0, abs_tol=1e-6):
+                raise ValueError(
+                    f"baseline.error_mix shares must sum to 1 (they sum to {total:g})"
+                )
+        return self
+
+
 class ValueConfig(_Strict):
     """How a return becomes money, hours and CO2 (used by the decision layer).
 
@@ -133,8 +168,10 @@ class ValueConfig(_Strict):
 
     - classification: ``usd_per_prediction + accuracy x usd_per_correct - (1 - accuracy) x
       cost of an error``, an error costing ``usd_per_error``, or by kind ``error_costs_usd``
-      (true class -> predicted class -> USD; weighted by a trial's stored confusion matrix
-      ``test_confusion`` when it has one, else the mean of the listed kinds);
+      (true class -> predicted class -> USD, classes by name or index), counted from the
+      decisions the model makes on the test split: a binary classifier at the threshold that
+      maximises value on the validation split, a multi-class one at the class of highest
+      expected value under the cost matrix;
     - regression: ``usd_per_prediction - usd_per_error_unit x mean absolute error``.
 
     Serving is priced from ``serving_usd_per_million`` when given (or the study's measured
@@ -151,8 +188,10 @@ class ValueConfig(_Strict):
         dict[str, Annotated[dict[str, NonNegativeFloat], Field(min_length=1)]] | None
     ) = Field(default=None, min_length=1)
     usd_per_error_unit: NonNegativeFloat = 0.0
-    # The current system's accuracy (classification) or mean absolute error (regression).
-    baseline: float | Literal["no model"] = "no model"
+    # "no model"; "majority" (a constant rule: the training labels' majority class, or their
+    # mean); a setting or trial of the study; or the current system's accuracy (a number, or
+    # {accuracy, error_mix}) or {mae}. Value is incremental over it.
+    baseline: float | Literal["no model", "majority"] | BaselineConfig = "no model"
     minutes_saved_per_prediction: NonNegativeFloat = 0.0
     serving_usd_per_million: NonNegativeFloat | None = None
     serving_hardware: str | None = None

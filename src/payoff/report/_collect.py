@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -128,13 +127,13 @@ def collect(
     from payoff.analysis._value import value_analysis
     from payoff.prices import load_price_book
 
-    frame = study.trials_frame()
-    analysis = value_analysis(study, frame=frame)
-    config = study.config
+    record = study.record()
+    frame = record.trials
+    analysis = value_analysis(record)
+    config = record.config
     marginals = marginal_returns(analysis, frame, config, level=level)
     rec = recommend_from(
-        study,
-        frame,
+        record,
         analysis,
         marginals,
         target=target,
@@ -158,7 +157,7 @@ def collect(
         except ConfigError as err:
             band, note = None, str(err)
         views.append(LeverView(curve, band, note))
-    curves = {t.number: list(json.loads(t.user_attrs.get("curve", "[]"))) for t in study.trials()}
+    curves = {n: list(c) for n, c in record.curves.items()}
     states = frame["state"] if "state" in frame.columns else []
     return ReportData(
         study=study,
@@ -216,7 +215,7 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
                 "kind": choice.kind if choice is not None else "measured",
             }
         )
-    head = choice if choice is not None and choice.kind == "measured" else rec.best_roi
+    head = rec.recommended
     if head is not None:
         setting = next((s for s in a.settings if s.key == head.key), None)
         # Training costs are measured; serving (unless load-tested) and people are estimates.
@@ -233,12 +232,18 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
         )
         if a.model.configured:
             out.append({"label": "its NPV", "value": fmt_usd(head.npv_usd), "kind": "estimate"})
-            out.append({"label": "its ROI", "value": fmt_roi(head.roi), "kind": "estimate"})
+            out.append(
+                {
+                    "label": "its ROI",
+                    "value": f"{fmt_roi(head.roi)} = {head.drivers}",
+                    "kind": "estimate",
+                }
+            )
     if data.risk is not None:
         r = data.risk
         out.append(
             {
-                "label": "P(ROI < 0)",
+                "label": "P(it loses money)",
                 "value": f"{r.p_loss:.0%}",
                 "kind": "estimate",
             }
@@ -251,16 +256,15 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
                 "kind": "estimate",
             }
         )
+    out.append({"label": "more labels?", "value": rec.labels_answer, "kind": "estimate"})
     nxt = rec.next_investment
-    if nxt is not None:
-        out.append(
-            {
-                "label": "next investment",
-                "value": f"{nxt.lever} to {nxt.to_amount:,.0f} {nxt.unit}: {nxt.points:+.2f} "
-                f"for {fmt_usd(nxt.cost_usd)}",
-                "kind": "forecast",
-            }
-        )
+    out.append(
+        {
+            "label": "next investment",
+            "value": nxt.statement if nxt is not None else f"none: {rec.next_investment_why_none}",
+            "kind": nxt.basis if nxt is not None else "estimate",
+        }
+    )
     return out
 
 

@@ -398,28 +398,26 @@ def _methods(data: ReportData) -> list[str]:
 def _choices(data: ReportData) -> list[dict[str, Any]]:
     rec = data.recommendation
     out = []
-    if rec.meets_target is not None:
+    for title, choice in (
+        ("recommended", rec.recommended),
+        ("target", rec.meets_target),
+        ("best ROI (highest NPV)" if rec.value_configured else "best metric", rec.best_roi),
+    ):
+        if choice is not None:
+            out.append(
+                {
+                    "title": f"{title} — {choice.words}",
+                    "kind": choice.kind,
+                    "evidence": choice.evidence,
+                }
+            )
+    for step in rec.candidates:
         out.append(
             {
-                "title": f"target — {rec.meets_target.key}",
-                "kind": rec.meets_target.kind,
-                "evidence": rec.meets_target.evidence,
-            }
-        )
-    if rec.best_roi is not None:
-        out.append(
-            {
-                "title": f"best {rec.ranked_by} within budget — {rec.best_roi.key}",
-                "kind": "measured",
-                "evidence": rec.best_roi.evidence,
-            }
-        )
-    if rec.next_investment is not None:
-        out.append(
-            {
-                "title": f"next investment — {rec.next_investment.lever}",
-                "kind": "forecast",
-                "evidence": rec.next_investment.evidence,
+                "title": f"step from the recommended setting — {step.lever}"
+                + (" (worth making)" if step is rec.next_investment else ""),
+                "kind": step.basis,
+                "evidence": (step.statement, *step.evidence),
             }
         )
     return out

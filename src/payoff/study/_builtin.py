@@ -121,9 +121,14 @@ def builtin_trial(
     else:
         inference = measure_inference(model, task.X_test)
     returns: dict[str, float] = {}
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for split, X, y in (("val", task.X_val, task.y_val), ("test", task.X_test, task.y_test)):
         output = predict(served.to(device), torch.from_numpy(X).to(device), task.kind)
         returns |= {f"{split}_{k}": v for k, v in score(task.kind, y, output).items()}
+        outputs[split] = (y, output)
+    trial.save_predictions(
+        val=outputs["val"], test=outputs["test"], y_train=task.y_train[rows], classes=task.classes
+    )
     if task.kind == "classification":
         # Rows are true classes, columns predicted: what a cost matrix of errors weighs.
         confusion = np.zeros((task.n_classes, task.n_classes), dtype=int)

@@ -238,6 +238,8 @@ def run(
     )
     optuna_study.set_user_attr("config", config.model_dump(mode="json"))
     optuna_study.set_user_attr("payoff_version", _version())
+    if prepared.n_available is not None:
+        optuna_study.set_user_attr("n_train_available", prepared.n_available)
     _fail_orphans(optuna_study)
     if data_version(optuna_study):
         prepared = _prepare(config, function, optuna_study)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from payoff.analysis._lever_curve import LeverForecast, LeverTarget
     from payoff.analysis._recommend import Recommendation
     from payoff.config import StudyConfig
+    from payoff.study._record import StudyRecord
 
 _HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted"}
 
@@ -113,6 +114,12 @@ class Study:
         rest = sorted(c for c in frame.columns if c not in ordered)
         return frame[ordered + rest].reset_index(drop=True)
 
+    def record(self) -> StudyRecord:
+        """Return a frozen snapshot of the study: what analysis and the report read."""
+        from payoff.study._record import study_record
+
+        return study_record(self)
+
     def forecast(
         self,
         lever: str,
@@ -176,7 +183,12 @@ class Study:
         from payoff.analysis._recommend import recommend
 
         return recommend(
-            self, target=target, budget_usd=budget_usd, level=level, n_draws=n_draws, seed=seed
+            self.record(),
+            target=target,
+            budget_usd=budget_usd,
+            level=level,
+            n_draws=n_draws,
+            seed=seed,
         )
 
     def report(self, path: str | Path = "report.html") -> Path:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from payoff._errors import TrialError
 
@@ -114,4 +116,46 @@ class Trial:
                 study_or_trial=self._trial,
             )
         self.fields["weights_artifact"] = artifact_id
+        return artifact_id
+
+    def save_predictions(
+        self,
+        *,
+        val: tuple[Any, Any],
+        test: tuple[Any, Any],
+        y_train: Any = None,
+        classes: Sequence[str] = (),
+    ) -> str:
+        """Keep what the model predicts on the validation and test splits; return the id.
+
+        Money is priced from these (a value-maximising threshold chosen on ``val`` and
+        applied to ``test``, the expected-cost class under a cost matrix, the error
+        distribution of a regression), not from one accuracy figure.
+
+        Args:
+            val: ``(y_true, output)``: class indices and class probabilities (one column a
+                class), or targets and predictions for a regression.
+            test: The same for the test split.
+            y_train: The training labels, for the ``majority`` baseline (its majority class,
+                or its mean for a regression).
+            classes: Class names in index order (the keys a cost matrix may use).
+        """
+        from optuna.artifacts import upload_artifact
+
+        arrays: dict[str, np.ndarray] = {}
+        for split, (y, out) in (("val", val), ("test", test)):
+            arrays[f"y_{split}"] = np.asarray(y)
+            arrays[f"out_{split}"] = np.asarray(out, dtype=np.float32)
+        if y_train is not None:
+            arrays["y_train"] = np.asarray(y_train)
+        arrays["classes"] = np.asarray([str(c) for c in classes], dtype=str)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{self.number}-predictions.npz"
+            np.savez_compressed(path, **arrays)
+            artifact_id = upload_artifact(
+                artifact_store=self._artifact_store,
+                file_path=str(path),
+                study_or_trial=self._trial,
+            )
+        self.fields["predictions_artifact"] = artifact_id
         return artifact_id
