@@ -97,3 +97,56 @@ def test_a_lever_the_study_does_not_vary_needs_a_default(tmp_path: Path) -> None
 def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
     with pytest.raises(payoff.ConfigError, match="is empty"):
         logistic.run(study="x", levers={"data": []}, metric="accuracy", storage=tmp_path / "p")
+
+
+@payoff.trial_function
+def logistic_with_predictions(trial: payoff.Trial) -> dict[str, float]:
+    X, y = load_breast_cancer(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
+    X_tr, X_val, y_tr, y_val = train_test_split(X_tr, y_tr, test_size=0.25, random_state=0)
+    n = int(trial.lever("data"))
+    model = LogisticRegression(max_iter=5000).fit(X_tr[:n], y_tr[:n])
+    trial.record(n_train=n)
+    trial.save_predictions(
+        val=(y_val, model.predict_proba(X_val)),
+        test=(y_te, model.predict_proba(X_te)),
+        y_train=y_tr[:n],
+    )
+    return {"accuracy": float(model.score(X_te, y_te))}
+
+
+def test_a_trial_function_s_predictions_price_its_decisions(tmp_path: Path) -> None:
+    import numpy as np
+
+    value = {
+        "predictions_per_month": 1000,
+        "usd_per_correct": 0.1,
+        "error_costs_usd": {"0": {"1": 1.0}, "1": {"0": 20.0}},  # a missed "1" costs 20x
+        "baseline": "majority",
+    }
+    study = logistic_with_predictions.run(
+        study="priced",
+        levers={"data": [40, 200]},
+        metric="accuracy",
+        storage=tmp_path / "p.db",
+        labels={"usd_per_example": 0.5},
+        value=value,
+    )
+    record = study.record()
+    assert set(record.predictions) == set(record.trials["number"])
+    p = record.predictions[0]
+    assert p.out_test.shape == (len(p.y_test), 2) and p.y_train is not None
+    from payoff.analysis import value_analysis
+
+    a = value_analysis(record)
+    for s in a.settings:
+        assert s.threshold is not None and "threshold" in s.value_rule
+        # Recomputed by hand from the stored predictions at the stored threshold.
+        pr = record.predictions[s.trials[0]]
+        call = (pr.out_test[:, 1] >= s.threshold).astype(int)
+        costs = np.array([[0.0, 1.0], [20.0, 0.0]])
+        value_each = np.where(call == pr.y_test, 0.1, -costs[pr.y_test, call]).mean()
+        maj = int(np.bincount(record.predictions[1].y_train).argmax())
+        base = np.where(pr.y_test == maj, 0.1, -costs[pr.y_test, maj]).mean()
+        assert s.value_per_prediction_usd == pytest.approx(value_each - base)
+    assert a.model.baseline is not None and "majority" in a.model.baseline.method

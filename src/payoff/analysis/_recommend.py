@@ -980,172 +980,70 @@ def recommend_from(
     from payoff.analysis._risk import risk_flags, simulate
 
     _check(budget_usd, level)
-    config = record.config
     front = pareto_front(analysis, "tco_usd")
-    flags = risk_flags(record, analysis, marginals=marginals)
     configured = analysis.model.configured
-    m = analysis.model
-    statements: list[str] = []
-    if configured and all(s.value_per_prediction_usd <= 0 for s in analysis.settings):
-        statements.append(_losing(analysis))
-
     within = [s for s in analysis.settings if budget_usd is None or s.tco.total_usd <= budget_usd]
+    ranked = _ranked(analysis, within)
     budget_txt = f"within {fmt_usd(budget_usd)}" if budget_usd is not None else "(no budget set)"
-    in_budget = f" {budget_txt}" if budget_usd is not None else ""
-    sign_m = 1.0 if analysis.maximize else -1.0
-
-    # Best ROI: the highest NPV within the budget (the best metric without a value model).
-    best_roi: Choice | None = None
-    ranked = sorted(
-        within,
-        key=lambda s: (
-            (-_finite(s.economics.npv_usd), s.tco.total_usd)
-            if configured
-            else (-sign_m * s.metric_mean, s.tco.total_usd)
-        ),
-    )
+    best_roi = None
     if ranked:
-        top = ranked[0]
         why = f"highest NPV {budget_txt}" if configured else f"best {analysis.metric} {budget_txt}"
-        best_roi = _measured_choice(record, analysis, top, front, analysis.metric, why)
-
-    # The target: the cheapest measured setting that meets it, else a forecast.
-    parsed = parse_target_arg(target, config.target)
+        best_roi = _measured_choice(record, analysis, ranked[0], front, analysis.metric, why)
+    parsed = parse_target_arg(target, record.config.target)
     target_info = _target(analysis, parsed) if parsed is not None else None
-    meets: Choice | None = None
-    meeting: list[SettingValue] = []
-    target_sentence = ""
-    if target_info is not None:
-        column, value, up = target_info
-        sign = "≥" if up else "≤"
-        meeting = [s for s in analysis.settings if _meets(s.test_metrics[column][0], value, up)]
-        if meeting:
-            cheapest = min(
-                meeting,
-                key=lambda s: (s.tco.total_usd, -(1 if up else -1) * s.test_metrics[column][0]),
-            )
-            meets = _measured_choice(
-                record,
-                analysis,
-                cheapest,
-                front,
-                column,
-                f"cheapest setting with {column} {sign} {value:g}",
-            )
-            over = (
-                f" That is over the budget of {fmt_usd(budget_usd)}."
-                if budget_usd is not None and cheapest.tco.total_usd > budget_usd
-                else ""
-            )
-            target_sentence = (
-                f"Cheapest setting that meets {column} {sign} {value:g}: {meets.words} — "
-                f"measured {_seeds(cheapest, column)}, TCO {fmt_usd(cheapest.tco.total_usd)} "
-                f"over {m.horizon_months:g} months.{over}"
-            )
-        else:
-            best = max(
-                analysis.settings, key=lambda s: (1 if up else -1) * s.test_metrics[column][0]
-            )
-            measured = (
-                f"No measured setting meets {column} {sign} {value:g}; the best measured is "
-                f"{_words(record, best)} with {_seeds(best, column)}."
-            )
-            meets, notes = _forecast_target(record, analysis, column, value, level=level)
-            if meets is not None:
-                target_sentence = f"{measured} {meets.statement[0].upper()}{meets.statement[1:]}."
-            else:
-                said = " ".join(n if n.endswith(".") else f"{n}." for n in notes)
-                target_sentence = (
-                    f"{measured} No setting meets the target, measured or forecast. What the "
-                    f"forecasts say: {said or 'no lever has a return curve.'}"
-                )
-
-    # Recommended: the best NPV among those meeting the target within the budget, else
-    # the best ROI.
-    recommended: Choice | None = best_roi
-    within_keys = {s.key for s in within}
-    meeting_within = [s for s in meeting if s.key in within_keys]
-    if meeting_within:
-        pick = (
-            max(meeting_within, key=lambda s: (_finite(s.economics.npv_usd), -s.tco.total_usd))
-            if configured
-            else min(meeting_within, key=lambda s: s.tco.total_usd)
-        )
-        assert target_info is not None
-        why = (
-            f"highest NPV of the settings that meet the target{in_budget}"
-            if configured
-            else f"cheapest setting that meets the target{in_budget}"
-        )
-        recommended = _measured_choice(
-            record, analysis, analysis.setting(pick.key), front, analysis.metric, why
-        )
-    elif recommended is not None and target_info is not None:
-        recommended = dataclasses.replace(
-            recommended,
-            why=f"{recommended.why}; no measured setting meets the target{in_budget}",
-        )
-
-    if recommended is not None:
-        statements.append(_headline(analysis, recommended))
-        if configured:
-            statements.append(_money_basis(analysis, analysis.setting(recommended.key)))
-    else:
-        cheapest_any = min(analysis.settings, key=lambda s: s.tco.total_usd)
-        statements.append(
-            f"No setting fits the budget {fmt_usd(budget_usd)}: the cheapest, "
-            f"{_words(record, cheapest_any)}, costs {fmt_usd(cheapest_any.tco.total_usd)} over "
-            "the horizon."
-        )
-    if target_sentence:
-        statements.append(target_sentence)
-    elif target_info is None:
-        statements.append(
-            "No target set (study file `target:` or --target metric=value): no cheapest "
-            "setting to name."
-        )
-    if best_roi is not None and (recommended is None or best_roi.key != recommended.key):
-        statements.append(_best_roi_sentence(analysis, best_roi, budget_txt))
-    noise = _within_noise(analysis, ranked) if configured else ""
-    if noise:
-        statements.append(noise)
-
-    # The next investment, from the recommended setting.
+    meets, meeting, target_sentence = _target_choice(
+        record, analysis, front, target_info, budget_usd=budget_usd, level=level
+    )
+    recommended = _recommended(
+        record, analysis, front, best_roi, meeting, within, target_info, budget_usd
+    )
     steps: list[Investment] = []
     notes: list[str] = []
-    nxt: Investment | None = None
-    why_none = ""
     if recommended is not None:
         base = analysis.setting(recommended.key)
         steps, notes = _steps_from(record, analysis, base, level=level, n_draws=n_draws, seed=seed)
-        steps.sort(
-            key=lambda i: (
-                -_finite(i.expected_npv_gain_usd)
-                if configured
-                else -(i.gain / i.cost_usd if i.cost_usd > 0 else math.inf * i.gain)
-            )
-        )
-        paying = [i for i in steps if i.pays]
-        labels = _labels_answer(record, steps, analysis)
-        statements.append(labels)
-        if paying:
-            nxt = paying[0]
-            statements.append(f"Next investment, from {recommended.words}: {nxt.statement}.")
-        else:
-            levers = ", ".join(i.lever for i in steps) or "none"
-            why_none = (
-                f"no further step on levers {levers} pays from {recommended.key}"
-                + (f"; the best candidate: {steps[0].statement}" if steps else "")
-                + (f" ({'; '.join(notes)})" if notes else "")
-            )
-            statements.append(f"Next investment: none — {why_none}.")
-    else:
-        labels = "More labels? Unknown: no setting fits the budget."
-        why_none = "no setting fits the budget"
-
+        steps.sort(key=lambda i: _step_rank(i, configured))
+    nxt = next((i for i in steps if i.pays), None)
+    why_none = "" if nxt is not None else _why_none(recommended, steps, notes)
+    labels = (
+        _labels_answer(record, steps, analysis)
+        if recommended is not None
+        else "More labels? Unknown: no setting fits the budget."
+    )
     risk = None
     if configured and recommended is not None:
         risk = simulate(analysis, analysis.setting(recommended.key), n_draws=n_draws, seed=seed)
+    flags = risk_flags(record, analysis, marginals=marginals)
+
+    statements: list[str] = []
+    if configured and all(s.value_per_prediction_usd <= 0 for s in analysis.settings):
+        statements.append(_losing(analysis))
+    if recommended is not None:
+        statements.append(_headline(analysis, recommended))
+        statements.append(labels)
+        if configured:
+            statements.append(_money_basis(analysis, analysis.setting(recommended.key)))
+    else:
+        cheapest = min(analysis.settings, key=lambda s: s.tco.total_usd)
+        statements.append(
+            f"No setting fits the budget {fmt_usd(budget_usd)}: the cheapest, "
+            f"{_words(record, cheapest)}, costs {fmt_usd(cheapest.tco.total_usd)} over the "
+            "horizon."
+        )
+    statements.append(
+        target_sentence
+        or "No target set (study file `target:` or --target metric=value): no cheapest "
+        "setting to name."
+    )
+    if best_roi is not None and (recommended is None or best_roi.key != recommended.key):
+        statements.append(_best_roi_sentence(analysis, best_roi, budget_txt))
+    if configured and (noise := _within_noise(analysis, ranked)):
+        statements.append(noise)
+    if nxt is not None and recommended is not None:
+        statements.append(f"Next investment, from {recommended.words}: {nxt.statement}.")
+    elif recommended is not None:
+        statements.append(f"Next investment: none — {why_none}.")
+    if risk is not None and recommended is not None:
         statements.append(
             f"Risk of {recommended.key}: P(it loses money) {risk.p_loss:.0%}; NPV 5th/50th/95th "
             f"percentiles {fmt_usd(risk.npv_p5_usd)} / {fmt_usd(risk.npv_p50_usd)} / "
@@ -1187,6 +1085,114 @@ def recommend_from(
         statements=tuple(statements),
         value_configured=configured,
         pilot=record.pilot,
+    )
+
+
+def _ranked(analysis: ValueAnalysis, within: Sequence[SettingValue]) -> list[SettingValue]:
+    """Return the settings best first: by NPV (the metric without a value model), then TCO."""
+    if analysis.model.configured:
+        return sorted(within, key=lambda s: (-_finite(s.economics.npv_usd), s.tco.total_usd))
+    sign = 1.0 if analysis.maximize else -1.0
+    return sorted(within, key=lambda s: (-sign * s.metric_mean, s.tco.total_usd))
+
+
+def _target_choice(
+    record: StudyRecord,
+    analysis: ValueAnalysis,
+    front: ParetoFront,
+    target_info: tuple[str, float, bool] | None,
+    *,
+    budget_usd: float | None,
+    level: float,
+) -> tuple[Choice | None, list[SettingValue], str]:
+    """Return the cheapest choice meeting the target (measured, else forecast), the measured
+    settings that meet it, and the sentence that says so."""
+    if target_info is None:
+        return None, [], ""
+    column, value, up = target_info
+    sign, direction = ("≥", 1.0) if up else ("≤", -1.0)
+    meeting = [s for s in analysis.settings if _meets(s.test_metrics[column][0], value, up)]
+    if meeting:
+        cheapest = min(
+            meeting, key=lambda s: (s.tco.total_usd, -direction * s.test_metrics[column][0])
+        )
+        why = f"cheapest setting with {column} {sign} {value:g}"
+        meets = _measured_choice(record, analysis, cheapest, front, column, why)
+        over = (
+            f" That is over the budget of {fmt_usd(budget_usd)}."
+            if budget_usd is not None and cheapest.tco.total_usd > budget_usd
+            else ""
+        )
+        return (
+            meets,
+            meeting,
+            f"Cheapest setting that meets {column} {sign} {value:g}: {meets.words} — measured "
+            f"{_seeds(cheapest, column)}, TCO {fmt_usd(cheapest.tco.total_usd)} over "
+            f"{analysis.model.horizon_months:g} months.{over}",
+        )
+    best = max(analysis.settings, key=lambda s: direction * s.test_metrics[column][0])
+    measured = (
+        f"No measured setting meets {column} {sign} {value:g}; the best measured is "
+        f"{_words(record, best)} with {_seeds(best, column)}."
+    )
+    forecast, notes = _forecast_target(record, analysis, column, value, level=level)
+    if forecast is not None:
+        said = f"{forecast.statement[0].upper()}{forecast.statement[1:]}."
+        return forecast, [], f"{measured} {said}"
+    said = " ".join(n if n.endswith(".") else f"{n}." for n in notes)
+    return (
+        None,
+        [],
+        f"{measured} No setting meets the target, measured or forecast. What the forecasts "
+        f"say: {said or 'no lever has a return curve.'}",
+    )
+
+
+def _recommended(
+    record: StudyRecord,
+    analysis: ValueAnalysis,
+    front: ParetoFront,
+    best_roi: Choice | None,
+    meeting: Sequence[SettingValue],
+    within: Sequence[SettingValue],
+    target_info: tuple[str, float, bool] | None,
+    budget_usd: float | None,
+) -> Choice | None:
+    """Return the setting to deploy: the best NPV of those meeting the target within the
+    budget (the cheapest without a value model), else the best ROI."""
+    in_budget = f" within {fmt_usd(budget_usd)}" if budget_usd is not None else ""
+    keys = {s.key for s in within}
+    candidates = [s for s in meeting if s.key in keys]
+    if candidates:
+        if analysis.model.configured:
+            pick = max(candidates, key=lambda s: (_finite(s.economics.npv_usd), -s.tco.total_usd))
+            why = f"highest NPV of the settings that meet the target{in_budget}"
+        else:
+            pick = min(candidates, key=lambda s: s.tco.total_usd)
+            why = f"cheapest setting that meets the target{in_budget}"
+        return _measured_choice(record, analysis, pick, front, analysis.metric, why)
+    if best_roi is not None and target_info is not None:
+        why = f"{best_roi.why}; no measured setting meets the target{in_budget}"
+        return dataclasses.replace(best_roi, why=why)
+    return best_roi
+
+
+def _step_rank(i: Investment, configured: bool) -> float:
+    if configured:
+        return -_finite(i.expected_npv_gain_usd)
+    return -(i.gain / i.cost_usd if i.cost_usd > 0 else math.copysign(math.inf, i.gain))
+
+
+def _why_none(
+    recommended: Choice | None, steps: Sequence[Investment], notes: Sequence[str]
+) -> str:
+    if recommended is None:
+        return "no setting fits the budget"
+    levers = ", ".join(i.lever for i in steps) or "none"
+    return (
+        f"no further step on levers {levers} pays from {recommended.key}"
+        + (f"; the best candidate: {steps[0].statement}" if steps else "")
+        + (f" ({'; '.join(notes)})" if notes else "")
     )
 
 

@@ -373,10 +373,13 @@ def _methods(data: ReportData) -> list[str]:
             else "usd_per_prediction - usd_per_error_unit x mean absolute error"
         )
         + (
-            f", over the baseline {a.model.baseline:g}"
+            f", over the {a.model.baseline.name} ({a.model.baseline.method})"
             if a.model.baseline is not None
             else ", over no model"
         )
+        + "; accuracy and the cost of an error are counted from the decisions each trial's "
+        "model makes on the test split (a binary classifier at the threshold that maximises "
+        "value on the validation split)"
     )
     out.append(
         "ROI = (value - TCO) / TCO over the horizon (undiscounted); NPV discounts monthly "
