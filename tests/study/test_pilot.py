@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 import payoff
+from payoff.analysis._pilot_view import pilot_view
 from payoff.config import config_from_dict
+from payoff.report import write_report
 from payoff.study._pilot import ladder
 
 
@@ -28,15 +30,18 @@ def _pilot(tmp_path: Path, name: str, **pilot: object) -> payoff.StudyConfig:
 def test_the_ladder_is_geometric_and_holds_other_levers_at_their_last_setting(
     tmp_path: Path,
 ) -> None:
-    rungs = ladder(_pilot(tmp_path, "l", target={"accuracy": 0.9}, seeds=2), 1257)
+    rungs = ladder(_pilot(tmp_path, "l", target={"accuracy": 0.9}, seeds=1), 1257)
     assert [r[0].setting["data"] for r in rungs] == [0.04, 0.08, 0.16, 0.32]
     assert all(p.setting["compute"] == 6 for r in rungs for p in r)
+    assert [len(r) for r in rungs] == [1, 1, 1, 1]
+    # Without pilot.seeds, every rung runs the study's seeds.
+    rungs = ladder(_pilot(tmp_path, "l", target={"accuracy": 0.9}), 1257)
     assert [len(r) for r in rungs] == [2, 2, 2, 2]
 
 
 @pytest.mark.slow
 def test_a_pilot_that_is_sure_early_stops_early_and_reports(tmp_path: Path) -> None:
-    config = _pilot(tmp_path, "early", target={"accuracy": 0.5}, size_ratio=50, seeds=2)
+    config = _pilot(tmp_path, "early", target={"accuracy": 0.5}, size_ratio=50)
     study = payoff.run(config, storage=tmp_path / "p.db")
     report = study.pilot
     assert report is not None
@@ -48,6 +53,21 @@ def test_a_pilot_that_is_sure_early_stops_early_and_reports(tmp_path: Path) -> N
     assert answer["point"] <= answer["plan"] <= answer["high"]
     assert 0 < report["spent_usd"] < report["grid_cost_usd_estimate"]
     assert report["grid_trials"] == 12
+    # Labels are priced once, for the largest rung's examples (the rungs are nested).
+    assert report["spent_labels_usd"] == pytest.approx(
+        max(t.user_attrs["cost_usd_labels"] for t in study.trials())
+    )
+    # recommend and the report carry the pilot: answers, planning figure, stop, spend.
+    rec = study.recommend()
+    pilot = rec.as_dict()["pilot"]
+    assert pilot["stop_reason"] == "sure enough after 3 rungs"
+    assert pilot["answers"][0]["plan"] == answer["plan"]
+    assert any(
+        s.startswith("Pilot, accuracy=0.5: about") and "plan for" in s for s in rec.statements
+    )
+    assert any(s.startswith("Pilot spent $") and "of labels" in s for s in rec.statements)
+    html = write_report(study, tmp_path / "r.html").read_text()
+    assert 'id="pilot"' in html and "sure enough after 3 rungs" in html
     # Running it again answers from storage: nothing is trained twice.
     again = payoff.run(config, storage=tmp_path / "p.db")
     assert len(again.trials()) == 6
@@ -66,3 +86,46 @@ def test_a_pilot_that_cannot_be_sure_climbs_the_whole_ladder(tmp_path: Path) -> 
 def test_a_pilot_needs_a_question(tmp_path: Path) -> None:
     with pytest.raises(payoff.ConfigError, match="needs a question"):
         config_from_dict({"study": "q", "task": {"dataset": "sklearn:digits"}, "design": "pilot"})
+
+
+def test_a_pilot_answer_far_beyond_its_evidence_is_not_a_count() -> None:
+    view = pilot_view(
+        {
+            "stop_reason": "budget spent",
+            "n_rungs": 3,
+            "largest_n_train": 2019,
+            "answers": [
+                {
+                    "question": "accuracy=0.99",
+                    "sure": False,
+                    "point": 123_859_571.0,
+                    "low": 40_000.0,
+                    "high": 9e12,
+                    "reachable": True,
+                    "plan": 5e9,
+                },
+                {
+                    "question": "accuracy=0.9",
+                    "sure": True,
+                    "point": 900.0,
+                    "low": 700.0,
+                    "high": 3e9,
+                    "reachable": True,
+                    "plan": 1200.0,
+                },
+            ],
+            "spent_usd": 0.5,
+            "spent_hours": 0.1,
+            "spent_labels_usd": 20.19,
+            "grid_trials": 12,
+            "grid_cost_usd_estimate": 2.0,
+            "grid_hours_estimate": 0.4,
+        }
+    )
+    assert view is not None
+    far, near = view.answers
+    assert "out of reach of this study's evidence" in far.words and "123" not in far.words
+    assert far.point != far.point  # null in JSON, not a nine-digit count
+    assert "about 900 training examples" in near.words and "plan for 1,200" in near.words
+    assert "beyond 2,019,000 (out of reach of this study's evidence)" in near.words
+    assert "$20.19 of labels" in view.spend_words() and "25% of it" in view.spend_words()

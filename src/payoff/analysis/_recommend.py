@@ -21,6 +21,7 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from payoff._errors import ConfigError
+from payoff.analysis._pilot_view import PilotView, pilot_view
 from payoff.analysis._words import fmt_count, fmt_roi, fmt_usd, setting_words
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class Recommendation:
         risk: The Monte Carlo of the recommended setting, or None.
         flags: Reasons to trust the results less.
         statements: The recommendation in plain words (the first screen).
-        value_configured: Whether the study has a value model (volume and value).
+        pilot: The pilot's findings in words (design: pilot), or None.
         pilot: The pilot's report (design: pilot), or None.
     """
 
@@ -194,7 +195,7 @@ class Recommendation:
     flags: tuple[Flag, ...]
     statements: tuple[str, ...]
     value_configured: bool
-    pilot: Mapping[str, Any] | None = None
+    pilot: PilotView | None = None
 
     def __str__(self) -> str:
         return "\n".join(self.statements)
@@ -236,7 +237,7 @@ class Recommendation:
             "risk": self.risk.as_dict() if self.risk is not None else None,
             "flags": [dataclasses.asdict(f) for f in self.flags],
             "statements": list(self.statements),
-            "pilot": dict(self.pilot) if self.pilot is not None else None,
+            "pilot": self.pilot.as_dict() if self.pilot is not None else None,
         }
         return _clean(out)
 
@@ -1051,12 +1052,9 @@ def recommend_from(
             + ", ".join(b.label for b in risk.tornado[:2])
             + f" (Monte Carlo, {risk.n_draws:,} draws, seed {risk.seed})."
         )
-    if record.pilot is not None:
-        from payoff.analysis._pilot_view import pilot_view
-
-        view = pilot_view(record.pilot)
-        if view is not None:
-            statements.extend(view.statements())
+    pilot = pilot_view(record.pilot)
+    if pilot is not None:
+        statements.extend(pilot.statements())
     if flags:
         kinds: dict[str, int] = {}
         for f in flags:
@@ -1084,7 +1082,7 @@ def recommend_from(
         flags=flags,
         statements=tuple(statements),
         value_configured=configured,
-        pilot=record.pilot,
+        pilot=pilot,
     )
 
 

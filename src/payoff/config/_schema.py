@@ -231,7 +231,7 @@ class PilotConfig(_Strict):
     tolerance: PositiveFloat = 0.02
     size_ratio: float = Field(default=2.5, gt=1)
     min_rungs: int = Field(default=3, ge=3)
-    seeds: PositiveInt = 1
+    seeds: PositiveInt | None = None  # None: the study's ``seeds``
     level: float = Field(default=0.9, gt=0.5, lt=1)
 
 

@@ -79,6 +79,20 @@ generated {{ generated }} by payoff {{ version }}. Numbers marked
 {% endfor %}
 </section>
 
+{% if pilot %}<section id="pilot">
+<h2>Pilot <span class="badge measured">measured</span>
+<span class="badge forecast">forecast</span></h2>
+<p>Stopped: {{ pilot.stop_reason }} ({{ pilot.n_rungs }} rungs, up to
+{{ "{:,}".format(pilot.largest_n_train) }} training examples).</p>
+<table class="wrap"><thead><tr><th class="t">question</th><th class="t">answer</th>
+<th class="t">sure?</th></tr></thead><tbody>
+{% for a in pilot.answers %}<tr><td class="t">{{ a.question }}</td><td class="t">{{ a.words }}</td>
+<td class="t">{{ "yes" if a.sure else "not yet" }}</td></tr>
+{% endfor %}</tbody></table>
+<p class="caption">{{ pilot.spend_words() }}</p>
+</section>
+{% endif %}
+
 {% for f in figures %}<section>
 <h2>{{ f.title }}</h2>
 <div id="fig-{{ f.id }}" class="chart" style="height:{{ f.height }}px"></div>
@@ -456,6 +470,7 @@ def render(data: ReportData) -> str:
         statements=data.recommendation.statements,
         tiles=headline_numbers(data),
         choices=_choices(data),
+        pilot=data.recommendation.pilot,
         figures=figures,
         figures_json=Markup(figures_json),
         step=2,

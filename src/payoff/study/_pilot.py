@@ -46,6 +46,8 @@ class PilotReport:
     grid_cost_usd_estimate: float
     grid_hours_estimate: float
     notes: list[str] = field(default_factory=list)
+    spent_labels_usd: float = 0.0
+    level: float = 0.9
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data."""
@@ -59,6 +61,7 @@ def ladder(config: StudyConfig, n_available: int) -> list[list[PlannedTrial]]:
     stops at ``max_fraction`` of the data the question is about.
     """
     pilot = config.pilot
+    seeds = pilot.seeds or config.seeds
     fixed = {k: v[-1] for k, v in config.lever_values().items() if k != "data"}
     top = n_available * pilot.max_fraction
     if pilot.forecast_at is not None and not pilot.target and not config.target:
@@ -80,7 +83,7 @@ def ladder(config: StudyConfig, n_available: int) -> list[list[PlannedTrial]]:
                     setting=setting,
                     seed=s,
                 )
-                for s in range(pilot.seeds)
+                for s in range(seeds)
             ]
         )
         value *= pilot.factor

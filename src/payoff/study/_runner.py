@@ -329,6 +329,8 @@ def _run_pilot(
     usd, hours = _spent(study)
     n_grid, grid_usd, grid_hours, notes = grid_estimate(frame, config, prepared.n_available)
     done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+    # Labels are nested across rungs: labelling the largest rung's examples covers the rest.
+    labels = done["cost_usd_labels"].max() if "cost_usd_labels" in done and len(done) else 0.0
     report = PilotReport(
         n_rungs=n_rungs,
         largest_n_train=int(done["n_train"].max()) if len(done) else 0,
@@ -340,21 +342,15 @@ def _run_pilot(
         grid_cost_usd_estimate=grid_usd,
         grid_hours_estimate=grid_hours,
         notes=notes,
+        spent_labels_usd=float(labels) if math.isfinite(labels) else 0.0,
+        level=config.pilot.level,
     )
     study.set_user_attr("pilot", report.as_dict())
-    lines = [f"pilot stopped: {stop}"]
-    for a in answers:
-        sure = "sure" if a.sure else "NOT sure"
-        lines.append(
-            f"  {a.question}: {a.point:,.4g} ({a.low:,.4g} to {a.high:,.4g}), {sure}"
-            + ("" if a.reachable else " - out of reach")
-        )
-    share = usd / grid_usd if grid_usd > 0 else math.nan
-    lines.append(
-        f"  spent ${usd:.4f} ({hours * 3600:.0f} s); the full grid of {n_grid} trials would "
-        f"cost about ${grid_usd:.4f} ({grid_hours * 3600:.0f} s, {notes[0]}): {share:.0%}"
-    )
-    return "\n".join(lines)
+    from payoff.analysis._pilot_view import pilot_view
+
+    view = pilot_view(report.as_dict())
+    assert view is not None
+    return "\n  ".join(view.statements())
 
 
 def _version() -> str:
