@@ -48,6 +48,11 @@ BROKEN: list[tuple[str, dict[str, object], str]] = [
         "exactly one of",
     ),
     ("bad study name", {"study": "my study"}, "study"),
+    (
+        "data count above the training split",
+        {"task": {"dataset": "sklearn:wine"}, "levers": {"data": [50, 5000]}},
+        "levers.data: 5000 is more than the 124 examples of sklearn:wine's training split",
+    ),
 ]
 
 

@@ -54,6 +54,8 @@ def test_forecast_beyond_the_data_has_an_interval_and_a_price(
     assert f.extrapolation == pytest.approx(1200 / 320)
     assert [p.n_seeds for p in result.curve.points] == [2, 2, 2, 2]
     assert result.costs["cost_usd_labels"].value == pytest.approx(1200 * 0.04)
+    # What it takes to get there: only the labels beyond the 320 the study already has.
+    assert result.costs["cost_usd_labels_new"].value == pytest.approx((1200 - 320) * 0.04)
     assert result.costs["wall_s"].method.startswith("estimate: linear fit")
     measured = study[0].forecast("data", to=320).costs["wall_s"]
     assert measured.method.startswith("measured")
@@ -77,8 +79,24 @@ def test_cli_forecast_prints_a_table_and_json(study: tuple[payoff.Study, Path]) 
     result = runner.invoke(app, [*args, "--to", "1200"])
     assert result.exit_code == 0, result.output
     assert "forecast at 1,200 training examples" in result.output
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert "to get there: $35.20" in said
+    assert "880 new examples beyond the 320 already labelled" in said
+    assert "all labels at that size: $48.00" in said
     data = json.loads(runner.invoke(app, [*args, "--target", "accuracy=0.9", "--json"]).output)
     assert data["inverse"]["reachable"] is True and data["costs"]["cost_usd_labels"]["value"] > 0
+
+
+def test_forecast_and_recommend_price_new_labels_the_same_way(
+    study: tuple[payoff.Study, Path],
+) -> None:
+    rec = study[0].recommend()
+    step = next(c for c in rec.candidates if c.lever == "data")
+    assert (step.basis, step.from_amount, step.to_amount) == ("forecast", 320, 640)
+    new = study[0].forecast("data", to=640).costs["cost_usd_labels_new"].value
+    assert new == pytest.approx(320 * 0.04)
+    # The step adds the compute of a bigger run: logistic regression's is a tiny fraction.
+    assert step.cost_usd == pytest.approx(new, rel=1e-3)
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,15 @@ def cost_at(
         out["cost_usd_labels"] = CostEstimate(
             x * labels_usd_per_example, f"{x:,.0f} examples x ${labels_usd_per_example:g}"
         )
+        # What a team pays to get there: only the examples beyond those the study already
+        # trained on (recommend prices its steps the same way); the total stands beside it.
+        owned = max(curve.xs) if curve.xs else 0.0
+        new = max(0.0, x - owned)
+        out["cost_usd_labels_new"] = CostEstimate(
+            new * labels_usd_per_example,
+            f"{new:,.0f} new examples beyond the {owned:,.0f} already labelled x "
+            f"${labels_usd_per_example:g}",
+        )
     total = sum(
         out[f].value
         for f in ("cost_usd_compute", "cost_usd_energy", "cost_usd_labels")

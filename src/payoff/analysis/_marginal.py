@@ -290,7 +290,7 @@ def forecast_point(
     parts = [
         f"{name.removeprefix('cost_usd_')}: {c.method}"
         for name, c in result.costs.items()
-        if name.startswith("cost_usd_") and name != "cost_usd_total"
+        if name.startswith("cost_usd_") and name not in ("cost_usd_total", "cost_usd_labels_new")
     ]
     return result.forecast, there.value - here, there.value, "; ".join(parts)
 

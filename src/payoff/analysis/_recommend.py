@@ -474,14 +474,14 @@ def _forecast_target(
                 + ", ".join(f"{p.x:,.0f} -> {p.mean:.4g}" for p in curve.points),
                 f"needs {inv.point:,.0f} {curve.unit} ({interval}); {inv.message}",
                 f"training cost there {fmt_usd(training)}: {fmt_usd(delta)} more than "
-                f"{base.key} (estimate; {methods})",
+                f"{_words(record, base)} (estimate; {methods})",
                 *(f"warning: {w}" for w in inv.warnings),
             ),
             method=f"forecast: inverse of the return curve ({inv.message})",
             statement=(
                 f"forecast: {lever} at {inv.point:,.0f} {curve.unit} ({interval}) would reach "
                 f"{metric} {target:g}, for about {fmt_usd(training)} of training, "
-                f"{fmt_usd(delta)} more than {base.key} (estimate)"
+                f"{fmt_usd(delta)} more than {_words(record, base)} (estimate)"
             ),
         )
         if best is None or best_candidate.training_usd < best.training_usd:
@@ -935,7 +935,7 @@ def setting_rows(
     return tuple(rows)
 
 
-def _losing(analysis: ValueAnalysis) -> str:
+def _losing(record: StudyRecord, analysis: ValueAnalysis) -> str:
     """Say, with the arithmetic, that every prediction loses money (or beats no baseline)."""
     m = analysis.model
     s = max(analysis.settings, key=lambda s: s.value_per_prediction_usd)
@@ -953,13 +953,14 @@ def _losing(analysis: ValueAnalysis) -> str:
     if m.baseline is not None:
         return (
             f"No setting beats the baseline ({m.baseline.name}, {m.value_metric} "
-            f"{m.baseline.value_metric:.4g}): even the best, {s.key}, is worth "
+            f"{m.baseline.value_metric:.4g}): even the best, {_words(record, s)}, is worth "
             f"{fmt_usd(s.value_per_prediction_usd)} a prediction over it, so no setting can pay "
             "back. Check value.baseline, or improve the model before deploying it."
         )
     return (
         "Under the value model every prediction loses money: even the best setting, "
-        f"{s.key}, makes {arithmetic} = {fmt_usd(s.value_per_prediction_usd)} a prediction "
+        f"{_words(record, s)}, makes {arithmetic} = {fmt_usd(s.value_per_prediction_usd)} "
+        "a prediction "
         f"(at {m.value_metric} {s.value_metric_mean:.4g}), so no setting can pay back. Check "
         "value.usd_per_correct and value.usd_per_error (or error_costs_usd)."
     )
@@ -1018,7 +1019,7 @@ def recommend_from(
 
     statements: list[str] = []
     if configured and all(s.value_per_prediction_usd <= 0 for s in analysis.settings):
-        statements.append(_losing(analysis))
+        statements.append(_losing(record, analysis))
     if recommended is not None:
         statements.append(_headline(analysis, recommended))
         statements.append(labels)
@@ -1046,7 +1047,7 @@ def recommend_from(
         statements.append(f"Next investment: none — {why_none}.")
     if risk is not None and recommended is not None:
         statements.append(
-            f"Risk of {recommended.key}: P(it loses money) {risk.p_loss:.0%}; NPV 5th/50th/95th "
+            f"Risk of {recommended.words}: P(it loses money) {risk.p_loss:.0%}; NPV 5th/50th/95th "
             f"percentiles {fmt_usd(risk.npv_p5_usd)} / {fmt_usd(risk.npv_p50_usd)} / "
             f"{fmt_usd(risk.npv_p95_usd)}; most sensitive to "
             + ", ".join(b.label for b in risk.tornado[:2])
@@ -1188,7 +1189,7 @@ def _why_none(
         return "no setting fits the budget"
     levers = ", ".join(i.lever for i in steps) or "none"
     return (
-        f"no further step on levers {levers} pays from {recommended.key}"
+        f"no further step on levers {levers} pays from {recommended.words}"
         + (f"; the best candidate: {steps[0].statement}" if steps else "")
         + (f" ({'; '.join(notes)})" if notes else "")
     )

@@ -203,9 +203,16 @@ def _table(title: str, frame: Any, cols: list[str]) -> Table:
     cols = [c for c in cols if c in frame.columns]
     for c in cols:
         table.add_column(_HEADERS.get(c, c), justify="right")
+    from payoff.analysis._words import fmt_usd
+
     for _, row in frame.iterrows():
-        cells = [row[c] * _SCALE[c] if c in _SCALE else row[c] for c in cols]
-        table.add_row(str(row["number"]), *(_fmt(v) for v in cells))
+        cells = [
+            fmt_usd(row[c])
+            if c.startswith("cost_usd_")
+            else _fmt(row[c] * _SCALE[c] if c in _SCALE else row[c])
+            for c in cols
+        ]
+        table.add_row(str(row["number"]), *cells)
     return table
 
 
@@ -245,8 +252,10 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
         return
     first = complete.iloc[0]
     spent = complete["cost_usd_compute"].sum() + complete["cost_usd_energy"].fillna(0).sum()
+    from payoff.analysis._words import fmt_usd
+
     console.print(
-        f"spent on compute and energy: ${spent:.4f} on {first['hardware']}; "
+        f"spent on compute and energy: {fmt_usd(spent)} on {first['hardware']}; "
         f"energy {complete['energy_kwh'].sum():.3g} kWh ({first['energy_method']}), "
         f"CO2 {complete['co2_kg'].sum():.3g} kg; flops by {first['flops_method']}, "
         f"peak memory by {first['peak_mem_method']}",
@@ -403,6 +412,8 @@ def forecast(
 
 
 def _print_forecast(result: Any, level: float) -> None:
+    from payoff.analysis._words import fmt_usd
+
     curve = result.curve
     held = ", ".join(f"{k}={v}" for k, v in curve.held.items()) or "nothing else varied"
     table = Table(
@@ -428,8 +439,25 @@ def _print_forecast(result: Any, level: float) -> None:
         inv = result.inverse
         console.print(f"{curve.metric}: {inv.message}", highlight=False)
         notes = getattr(inv, "warnings", ())
-    for name, cost in result.costs.items():
-        console.print(f"  {name}: {_fmt(cost.value)}  ({cost.method})", highlight=False)
+    costs = dict(result.costs)
+    if "cost_usd_labels_new" in costs:
+        # Labels priced as recommend prices a step: the new ones, the total beside them.
+        new, every = costs.pop("cost_usd_labels_new"), costs.pop("cost_usd_labels")
+        step = new.value + sum(
+            costs[f].value for f in ("cost_usd_compute", "cost_usd_energy") if f in costs
+        )
+        console.print(
+            f"  to get there: [bold]{fmt_usd(step)}[/] (new labels {fmt_usd(new.value)}: "
+            f"{new.method}; plus the compute and energy of the run); all labels at that size: "
+            f"{fmt_usd(every.value)}",
+            highlight=False,
+        )
+    for name, cost in costs.items():
+        money = name.startswith("cost_usd_")
+        value = fmt_usd(cost.value) if money else _fmt(cost.value)
+        console.print(
+            f"  {name.removeprefix('cost_usd_')}: {value}  ({cost.method})", highlight=False
+        )
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}", highlight=False)
 

@@ -86,7 +86,9 @@ def show_report(
     from payoff.report._html import render, write_html
     from payoff.report._terminal import summary_of
 
-    data = collect(study, target=target, budget_usd=budget_usd, seed=seed)
+    data = collect(
+        study.record(), storage=study.storage, target=target, budget_usd=budget_usd, seed=seed
+    )
     html = render(data)
     write_html(html, output)
     console.print(summary_of(data))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from payoff.analysis._risk import Flag, RiskResult
     from payoff.analysis._value import ValueAnalysis
     from payoff.prices import PriceBook
-    from payoff.study import Study
+    from payoff.study import StudyRecord
 
 _logger = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ class LeverView:
 class ReportData:
     """The stored study and every analysis of it, as the report and the summary show them."""
 
-    study: Study
+    record: StudyRecord
+    storage: str
     frame: pd.DataFrame
     curves: Mapping[int, list[dict[str, float]]]
     analysis: ValueAnalysis
@@ -106,8 +107,9 @@ def _band(curve: ReturnCurve, *, level: float, reach: float, n: int = 16) -> Ban
 
 
 def collect(
-    study: Study,
+    record: StudyRecord,
     *,
+    storage: str = "",
     target: str | Mapping[str, float] | None = None,
     budget_usd: float | None = None,
     level: float = 0.9,
@@ -127,7 +129,6 @@ def collect(
     from payoff.analysis._value import value_analysis
     from payoff.prices import load_price_book
 
-    record = study.record()
     frame = record.trials
     analysis = value_analysis(record)
     config = record.config
@@ -160,7 +161,8 @@ def collect(
     curves = {n: list(c) for n, c in record.curves.items()}
     states = frame["state"] if "state" in frame.columns else []
     return ReportData(
-        study=study,
+        record=record,
+        storage=storage,
         frame=frame,
         curves=curves,
         analysis=analysis,
@@ -178,7 +180,7 @@ def collect(
 
 def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
     """Return the first screen's key numbers: label, value, and how it was obtained."""
-    from payoff.analysis._value import fmt_roi, fmt_usd
+    from payoff.analysis._words import fmt_roi, fmt_usd, setting_words
 
     a, rec = data.analysis, data.recommendation
     out: list[dict[str, Any]] = [
@@ -195,10 +197,13 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
     ]
     sign = 1.0 if a.maximize else -1.0
     best = max(a.settings, key=lambda s: sign * s.metric_mean)
+    words = setting_words(
+        best.levers, n_train=best.n_train, n_available=data.record.n_train_available
+    )
     out.append(
         {
             "label": f"best {a.metric} (mean over seeds)",
-            "value": f"{best.metric_mean:.4g} ({best.key})",
+            "value": f"{best.metric_mean:.4g} ({words})",
             "kind": "measured",
         }
     )
@@ -208,9 +213,9 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
             {
                 "label": f"target {rec.target_metric} {rec.target:g}",
                 "value": (
-                    f"met by {choice.key}"
+                    f"met by {choice.words}"
                     if choice is not None and choice.kind == "measured"
-                    else (f"forecast: {choice.key}" if choice is not None else "not met")
+                    else (f"forecast: {choice.words}" if choice is not None else "not met")
                 ),
                 "kind": choice.kind if choice is not None else "measured",
             }
@@ -225,7 +230,7 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
         )
         out.append(
             {
-                "label": f"TCO of {head.key} ({a.model.horizon_months:g} months)",
+                "label": f"TCO of {head.words} ({a.model.horizon_months:g} months)",
                 "value": fmt_usd(head.tco_usd),
                 "kind": "estimate" if estimated else "measured",
             }

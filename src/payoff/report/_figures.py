@@ -230,7 +230,7 @@ def pareto(data: ReportData) -> Figure:
     titles = [f.x_label for f in fronts]
     fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16)
     rec = data.recommendation
-    chosen = {c.key for c in (rec.meets_target, rec.best_roi) if c is not None}
+    chosen = {c.key for c in (rec.recommended, rec.meets_target, rec.best_roi) if c is not None}
     for i, f in enumerate(fronts):
         row, col = divmod(i, 2)
         pts = f.points

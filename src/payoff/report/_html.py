@@ -460,8 +460,8 @@ def render(data: ReportData) -> str:
     rows, notes = _marginal_rows(data)
     book = data.book
     return env.from_string(_TEMPLATE).render(
-        study=data.study.name,
-        storage=data.study.storage,
+        study=data.record.name,
+        storage=data.storage,
         version=payoff.__version__,
         generated=_dt.datetime.now().isoformat(timespec="seconds"),
         n_complete=data.n_complete,
@@ -514,7 +514,9 @@ def write_report(
     """
     from payoff.report._collect import collect
 
-    data = collect(study, target=target, budget_usd=budget_usd, seed=seed)
+    data = collect(
+        study.record(), storage=study.storage, target=target, budget_usd=budget_usd, seed=seed
+    )
     return write_html(render(data), path)
 
 

@@ -39,7 +39,7 @@ def summary_of(data: ReportData) -> RenderableType:
         table.add_row(t["label"], t["value"], Text(t["kind"], style=_STYLE.get(t["kind"], "")))
     return Panel(
         Group(lines, Text(""), table),
-        title=f"payoff: {data.study.name}",
+        title=f"payoff: {data.record.name}",
         title_align="left",
     )
 
@@ -58,4 +58,7 @@ def terminal_summary(
     """
     from payoff.report._collect import collect
 
-    return summary_of(collect(study, target=target, budget_usd=budget_usd, seed=seed))
+    data = collect(
+        study.record(), storage=study.storage, target=target, budget_usd=budget_usd, seed=seed
+    )
+    return summary_of(data)

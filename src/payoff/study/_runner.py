@@ -159,6 +159,8 @@ def _prepare(
             "design 'pilot' runs built-in tasks (task.dataset); for your own trial function, "
             "run a grid of data counts and use payoff forecast."
         )
+    if n_available is not None:
+        _check_data_counts(config, n_available)
     # Once per run: warming up again between pilot rungs would waste time.
     return _Prepared(
         config,
@@ -172,6 +174,18 @@ def _prepare(
         version,
         pretrain,
     )
+
+
+def _check_data_counts(config: StudyConfig, n_available: int) -> None:
+    """Refuse data counts above the training split: they would silently run on all of it."""
+    too_many = [v for v in config.lever_values().get("data", []) if float(v) > n_available]
+    if too_many:
+        raise ConfigError(
+            f"levers.data: {', '.join(f'{v:g}' for v in too_many)} "
+            f"{'is' if len(too_many) == 1 else 'are'} more than the {n_available:,} examples "
+            f"of {config.task.dataset}'s training split (after its validation and test "
+            f"splits). Use counts up to {n_available:,}, or fractions of it (<= 1)."
+        )
 
 
 def _import_function(path: str) -> TrialFunction:
