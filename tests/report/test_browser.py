@@ -216,6 +216,24 @@ def test_report_renders_in_headless_chromium(study: payoff.Study, tmp_path: Path
         assert state["t"].endswith("(ready)")
         browser.pump(0.5)
 
+        # The first screen (the top 900 pixels) answers "more labels?" and says what drives
+        # the ROI, on the page as drawn, not only somewhere in the HTML.
+        first = json.loads(
+            browser.send(
+                "Runtime.evaluate",
+                session,
+                expression="JSON.stringify(Array.from(document.querySelectorAll("
+                "'#summary li, #summary .tile')).filter(function(e){"
+                "var r=e.getBoundingClientRect(); return r.height>0 && r.top+scrollY<900;})"
+                ".map(function(e){return e.innerText;}))",
+                returnByValue=True,
+            )["result"]["value"]
+        )
+        seen = " ".join(first)
+        assert "More labels? " in seen, first
+        assert " of value a prediction" in seen and " predictions = $" in seen, first
+        assert "against a TCO of $" in seen, first
+
         # Each chart's plot area drew something: its screenshot is not blank.
         rects = json.loads(
             browser.send(

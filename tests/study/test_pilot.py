@@ -5,26 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
 import payoff
-from payoff.analysis._pilot_view import pilot_view
+from payoff.analysis import pilot_view
+from payoff.cli import app
 from payoff.config import config_from_dict
 from payoff.report import write_report
 from payoff.study._pilot import ladder
 
 
+def _spec(name: str, **pilot: object) -> dict[str, object]:
+    return {
+        "study": name,
+        "task": {"dataset": "sklearn:digits", "metric": "accuracy", "model": "mlp"},
+        "levers": {"data": [0.25, 0.5, 1.0], "compute": [3, 6]},
+        "train": {"model": "small", "lr": 0.01, "patience": None},
+        "design": "pilot",
+        "seeds": 2,
+        "pilot": {"start": 0.04, "max_fraction": 0.5, **pilot},
+    }
+
+
 def _pilot(tmp_path: Path, name: str, **pilot: object) -> payoff.StudyConfig:
-    return config_from_dict(
-        {
-            "study": name,
-            "task": {"dataset": "sklearn:digits", "metric": "accuracy", "model": "mlp"},
-            "levers": {"data": [0.25, 0.5, 1.0], "compute": [3, 6]},
-            "train": {"model": "small", "lr": 0.01, "patience": None},
-            "design": "pilot",
-            "seeds": 2,
-            "pilot": {"start": 0.04, "max_fraction": 0.5, **pilot},
-        }
-    )
+    return config_from_dict(_spec(name, **pilot))
 
 
 def test_the_ladder_is_geometric_and_holds_other_levers_at_their_last_setting(
@@ -68,9 +73,16 @@ def test_a_pilot_that_is_sure_early_stops_early_and_reports(tmp_path: Path) -> N
     assert any(s.startswith("Pilot spent $") and "of labels" in s for s in rec.statements)
     html = write_report(study, tmp_path / "r.html").read_text()
     assert 'id="pilot"' in html and "sure enough after 3 rungs" in html
-    # Running it again answers from storage: nothing is trained twice.
-    again = payoff.run(config, storage=tmp_path / "p.db")
-    assert len(again.trials()) == 6
+    # Running it again answers from storage: nothing is trained twice; `payoff run` ends
+    # with the pilot's findings.
+    path = tmp_path / "early.yaml"
+    path.write_text(yaml.safe_dump(_spec("early", target={"accuracy": 0.5}, size_ratio=50)))
+    result = CliRunner().invoke(app, ["run", str(path), "--storage", str(tmp_path / "p.db")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "Pilot stopped: sure enough after 3 rungs" in said
+    assert "Pilot, accuracy=0.5: about" in said and "Pilot spent $" in said
+    assert len(payoff.load("early", tmp_path / "p.db").trials()) == 6
 
 
 @pytest.mark.slow

@@ -23,6 +23,7 @@ from payoff.analysis._pareto import (
     pareto_front,
     pareto_fronts,
 )
+from payoff.analysis._pilot_view import PilotAnswerView, PilotView, pilot_view
 from payoff.analysis._recommend import Choice, Investment, Recommendation, recommend
 from payoff.analysis._risk import (
     Flag,
@@ -66,6 +67,8 @@ __all__ = [
     "MetricDraw",
     "ParetoFront",
     "ParetoPoint",
+    "PilotAnswerView",
+    "PilotView",
     "Recommendation",
     "RiskResult",
     "SettingValue",
@@ -84,6 +87,7 @@ __all__ = [
     "non_dominated",
     "pareto_front",
     "pareto_fronts",
+    "pilot_view",
     "recommend",
     "required_size",
     "risk_flags",

@@ -286,6 +286,12 @@ def _run(
         )
         raise typer.Exit(code=130) from None
     _summary(study)
+    if study.pilot is not None:
+        from payoff.analysis import pilot_view
+
+        view = pilot_view(study.pilot)
+        assert view is not None
+        console.print("\n".join(view.statements()), highlight=False)
     return study
 
 

@@ -360,11 +360,7 @@ def _run_pilot(
         level=config.pilot.level,
     )
     study.set_user_attr("pilot", report.as_dict())
-    from payoff.analysis._pilot_view import pilot_view
-
-    view = pilot_view(report.as_dict())
-    assert view is not None
-    return "\n  ".join(view.statements())
+    return f"pilot stopped: {stop}"
 
 
 def _version() -> str:
