@@ -49,6 +49,11 @@ BROKEN: list[tuple[str, dict[str, object], str]] = [
     ),
     ("bad study name", {"study": "my study"}, "study"),
     (
+        "a target in percent",
+        {"task": {"dataset": "sklearn:wine"}, "target": {"accuracy": 80}},
+        "target.accuracy: 80 is outside [0, 1], where accuracy lies; for 80% write 0.8",
+    ),
+    (
         "data count above the training split",
         {"task": {"dataset": "sklearn:wine"}, "levers": {"data": [50, 5000]}},
         "levers.data: 5000 is more than the 124 examples of sklearn:wine's training split",

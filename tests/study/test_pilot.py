@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from payoff.analysis import pilot_view
 from payoff.cli import app
 from payoff.config import config_from_dict
 from payoff.report import write_report
-from payoff.study._pilot import ladder
+from payoff.study._pilot import decide, ladder
 
 
 def _spec(name: str, **pilot: object) -> dict[str, object]:
@@ -141,3 +142,36 @@ def test_a_pilot_answer_far_beyond_its_evidence_is_not_a_count() -> None:
     assert "about 900 training examples" in near.words and "plan for 1,200" in near.words
     assert "beyond 2,019,000 (out of reach of this study's evidence)" in near.words
     assert "$20.19 of labels" in view.spend_words() and "25% of it" in view.spend_words()
+
+
+def _rungs(means: list[float]) -> pd.DataFrame:
+    """A pilot's trials frame: rungs doubling from 46 examples, two seeds each."""
+    rows = []
+    for i, m in enumerate(means):
+        for seed, noise in enumerate((-0.002, 0.002)):
+            rows.append(
+                {
+                    "number": 2 * i + seed,
+                    "state": "COMPLETE",
+                    "data": 0.05 * 2**i,
+                    "compute": 6,
+                    "seed": seed,
+                    "n_train": 46 * 2**i,
+                    "test_accuracy": m + noise,
+                    "val_accuracy": m + noise,
+                    "cost_usd_compute": 1e-5 * 2**i,
+                    "wall_s": 1.0 * 2**i,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_a_lucky_small_rung_is_not_an_answer_and_a_target_met_throughout_is_sure() -> None:
+    config = _pilot(Path("."), "noisy", target={"accuracy": [0.8, 0.765]})
+    # Titanic-like: the first rung happens to reach 0.80, the three after it do not.
+    lucky, met = decide(_rungs([0.8046, 0.7716, 0.7944, 0.7995]), config, 915)
+    assert lucky.question == "accuracy=0.8"
+    assert lucky.point > 366  # not "46 examples": the measured rungs above 46 miss it
+    assert lucky.plan >= lucky.point
+    # Every rung meets 0.765: at most 46 examples, and sure of it.
+    assert met.sure and met.point <= 46 and met.high <= 46 and met.plan <= 46

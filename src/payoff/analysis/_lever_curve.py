@@ -11,6 +11,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from payoff._errors import ConfigError
+from payoff.analysis._words import fmt_usd
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +128,7 @@ def return_curve(
         raise ConfigError(
             f"a return curve needs at least 2 settings of {lever!r}; the study has completed "
             f"{len(done)} trial(s) at {done[column].nunique()} setting(s). Run more settings "
-            "(or a pilot) first."
+            f"of {lever!r} first."
         )
     others = [k for k in varied if k != lever and k in done.columns]
     maximize = _maximize(metric)
@@ -215,10 +216,11 @@ def cost_at(
             # Training work grows linearly in examples, epochs and parameters, on top of a
             # fixed cost per trial; a power law fitted to small trials under-prices big ones.
             (fixed, per_unit), _ = nnls(np.column_stack([np.ones(ok.sum()), xs[ok]]), ys[ok])
+            say = fmt_usd if field.startswith("cost_usd_") else (lambda v: f"{v:.3g}")
             out[field] = CostEstimate(
                 float(fixed + per_unit * x),
                 f"estimate: linear fit to {int(ok.sum())} trials "
-                f"({fixed:.3g} + {per_unit:.3g} per {curve.unit.removesuffix('s')})",
+                f"({say(fixed)} + {say(per_unit)} per {curve.unit.removesuffix('s')})",
             )
     if curve.lever == "data":
         out["cost_usd_labels"] = CostEstimate(

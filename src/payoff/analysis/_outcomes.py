@@ -133,10 +133,12 @@ def classification_outcome(
     usd_per_correct: float,
     costs: np.ndarray,
     priced: bool,
+    positive: str = "class 1",
 ) -> Outcome:
     """Return the test outcome of a classifier's probabilities under the value model.
 
-    ``priced``: whether the value model prices decisions (else the most probable class).
+    ``priced``: whether the value model prices decisions (else the most probable class);
+    ``positive``: the name of class 1, for the rule's words.
     """
     y_test = np.asarray(y_test, dtype=int)
     n = costs.shape[0]
@@ -146,8 +148,11 @@ def classification_outcome(
         )
         pred = (out_test[:, 1] >= t).astype(int)
         acc, epp = _outcome_on_test(y_test, pred, costs)
-        shown = "never class 1" if math.isinf(t) else f"{t:.3g}"
-        rule = f"threshold {shown} on P(class 1), the value-maximising one on validation"
+        rule = (
+            f"never {positive!r}: no threshold on P({positive!r}) adds value on validation"
+            if math.isinf(t)
+            else f"a threshold on P({positive!r}), the value-maximising one on validation"
+        )
         return Outcome(acc, epp, t, val_value, at_half, rule)
     if priced and not np.allclose(costs, costs[0, 1] * (1 - np.eye(n))):
         # Expected value of calling each class: correct with P(i), else its error's cost.
@@ -211,5 +216,6 @@ def trial_outcomes(record: StudyRecord, model: ValueModel) -> dict[int, Outcome]
             usd_per_correct=model.usd_per_correct,
             costs=costs,
             priced=priced,
+            positive=str(p.classes[1]) if len(p.classes) == 2 else "class 1",
         )
     return out

@@ -986,7 +986,9 @@ def recommend_from(
     configured = analysis.model.configured
     within = [s for s in analysis.settings if budget_usd is None or s.tco.total_usd <= budget_usd]
     ranked = _ranked(analysis, within)
-    budget_txt = f"within {fmt_usd(budget_usd)}" if budget_usd is not None else "(no budget set)"
+    budget_txt = (
+        f"within {fmt_usd(budget_usd)}" if budget_usd is not None else "with no budget set"
+    )
     best_roi = None
     if ranked:
         why = f"highest NPV {budget_txt}" if configured else f"best {analysis.metric} {budget_txt}"
@@ -1021,7 +1023,15 @@ def recommend_from(
     if configured and all(s.value_per_prediction_usd <= 0 for s in analysis.settings):
         statements.append(_losing(record, analysis))
     if recommended is not None:
-        statements.append(_headline(analysis, recommended))
+        caution = [
+            f"{f.kind.replace('_', '-')}: {f.message.rstrip('.')}"
+            for f in flags
+            if f.subject == recommended.key
+        ]
+        statements.append(
+            _headline(analysis, recommended)
+            + (f" Caution: {'; '.join(caution)}." if caution else "")
+        )
         statements.append(labels)
         if configured:
             statements.append(_money_basis(analysis, analysis.setting(recommended.key)))
@@ -1187,9 +1197,10 @@ def _why_none(
 ) -> str:
     if recommended is None:
         return "no setting fits the budget"
-    levers = ", ".join(i.lever for i in steps) or "none"
+    tried = sorted({i.lever for i in steps})
+    on = f"on {' or '.join(tried)} " if tried else ""
     return (
-        f"no further step on levers {levers} pays from {recommended.words}"
+        f"no further step {on}pays from {recommended.words}"
         + (f"; the best candidate: {steps[0].statement}" if steps else "")
         + (f" ({'; '.join(notes)})" if notes else "")
     )

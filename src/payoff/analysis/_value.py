@@ -839,6 +839,9 @@ def _setting_value(
         err = mean("error_per_prediction") / (1.0 - vm_mean)
     thresholds = [p["threshold"] for p in parts if math.isfinite(p["threshold"])]
     rules = sorted({o.rule for o in found if o is not None})
+    if thresholds:
+        each = ", ".join(f"{t:.3g}" for t in thresholds)
+        rules.insert(0, f"threshold {np.median(thresholds):.3g} (median over seeds: {each})")
     if any(o is None for o in found):
         rules.append(f"no predictions stored: the trial's {model.value_metric}")
     vpp = float(model.per_prediction(vm_mean, error_cost_usd=err))

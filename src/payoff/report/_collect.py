@@ -261,7 +261,14 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
                 "kind": "estimate",
             }
         )
-    out.append({"label": "more labels?", "value": rec.labels_answer, "kind": "estimate"})
+    data_step = next((c for c in rec.candidates if c.lever == "data"), None)
+    out.append(
+        {
+            "label": "more labels?",
+            "value": rec.labels_answer,
+            "kind": data_step.basis if data_step is not None else "estimate",
+        }
+    )
     nxt = rec.next_investment
     out.append(
         {

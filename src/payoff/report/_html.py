@@ -238,11 +238,16 @@ def _settings_table(data: ReportData, env: jinja2.Environment) -> str:
 
     front = next(f for f in data.fronts if f.x == "tco_usd")
     a = data.analysis
+    # Money comes from the decisions the value model prices (a threshold, a cost matrix):
+    # their own accuracy (or error) stands beside the value it earns.
+    vm = a.model.value_metric.removeprefix("test_")
+    priced = [f"{vm} of the priced decisions", "threshold"] if a.model.configured else []
     headers = [
         "setting",
         "seeds",
         f"{a.metric} mean",
         "sd",
+        *priced,
         "training USD",
         "TCO USD",
         "value USD",
@@ -265,6 +270,7 @@ def _settings_table(data: ReportData, env: jinja2.Environment) -> str:
                 _cell(s.n_seeds),
                 _cell(s.metric_mean),
                 _cell(s.metric_std),
+                *([_cell(s.value_metric_mean), _cell(s.threshold)] if a.model.configured else []),
                 _cell(s.tco.training_usd, fmt_usd(s.tco.training_usd)),
                 _cell(s.tco.total_usd, fmt_usd(s.tco.total_usd)),
                 _cell(e.value_usd, fmt_usd(e.value_usd)),
@@ -310,6 +316,8 @@ _TRIAL_COLS = (
 
 
 def _trials_table(data: ReportData, env: jinja2.Environment) -> str:
+    from payoff.analysis._words import fmt_usd
+
     frame = data.frame
     metric = data.analysis.metric.removeprefix("test_")
     lead = ["number", "state", *data.analysis.levers, "seed"]
@@ -326,6 +334,9 @@ def _trials_table(data: ReportData, env: jinja2.Environment) -> str:
                 v = "x".join(map(str, v))
             if c == "fail_reason" and not isinstance(v, str):
                 v = ""
+            if c.startswith("cost_usd_") and isinstance(v, int | float):
+                row.append(_cell(v, fmt_usd(v)))  # money in dollars, never 5.014e-06
+                continue
             row.append(_cell(v, left=c in ("state", "fail_reason") or isinstance(v, str)))
         rows.append(row)
     return _table(cols + extra, rows, env)

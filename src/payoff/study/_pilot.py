@@ -110,20 +110,27 @@ def decide(frame: pd.DataFrame, config: StudyConfig, n_available: int) -> list[P
             plan = target_lever(
                 metric_curve, target=value, level=0.5, labels_usd_per_example=0.0
             ).inverse.high
-            measured = [p.x for p in metric_curve.points if _meets(p.mean, value, metric)]
-            if measured:
-                # Reached on measured data: the answer is at most the smallest size that did.
-                point = min(inv.point, measured[0]) if inv.reachable else measured[0]
-                sure = enough and (not inv.reachable or inv.high <= pilot.size_ratio * inv.low)
+            meets = [_meets(p.mean, value, metric) for p in metric_curve.points]
+            # Reached on measured data only if every rung from some size up meets the target:
+            # one lucky small rung followed by misses is noise, not an answer.
+            held = [i for i in range(len(meets)) if all(meets[i:])]
+            if held:
+                reached = metric_curve.points[held[0]].x
+                point = min(inv.point, reached) if inv.reachable else reached
+                # Met at two or more rungs in a row from there up: the answer is at most that size.
+                sure = enough and (
+                    len(meets) - held[0] >= 2
+                    or (inv.reachable and inv.high <= pilot.size_ratio * inv.low)
+                )
                 answers.append(
                     PilotAnswer(
                         f"{metric}={value:g}",
                         sure,
                         point,
-                        inv.low,
-                        inv.high,
+                        _at_most(inv.low, point),
+                        _at_most(inv.high, reached),
                         True,
-                        plan=min(plan, measured[0]),
+                        plan=max(point, _at_most(plan, reached)),
                     )
                 )
                 continue
@@ -154,6 +161,11 @@ def decide(frame: pd.DataFrame, config: StudyConfig, n_available: int) -> list[P
             )
         )
     return answers
+
+
+def _at_most(x: float, bound: float) -> float:
+    """``x`` capped at ``bound``; ``bound`` when ``x`` is not a number."""
+    return bound if math.isnan(x) else min(x, bound)
 
 
 def _meets(score: float, target: float, metric: str) -> bool:

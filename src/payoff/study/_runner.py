@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from payoff._errors import ConfigError, TrialError, TrialSkipped
 from payoff.config import StudyConfig, load_config
 from payoff.levers import LeverPrices
+from payoff.returns import METRICS
 from payoff.study._design import PlannedTrial, encode, plan_trials
 from payoff.study._feedback import data_version, records, with_feedback
 from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, spend_usd
@@ -104,6 +105,7 @@ def _prepare(
         check_metric(metric, task.kind)
         for name in [*config.target, *(config.pilot.target or {})]:
             check_metric(name, task.kind)
+        _check_target_bounds(config)
         if config.task.model == "cnn" and task.image_shape is None:
             raise ConfigError(
                 f"task.model: 'cnn' needs image-shaped rows and {config.task.dataset} has none; "
@@ -174,6 +176,19 @@ def _prepare(
         version,
         pretrain,
     )
+
+
+def _check_target_bounds(config: StudyConfig) -> None:
+    """Refuse a target a score in [0, 1] can never meet (``accuracy: 80`` meant 0.80)."""
+    for where, targets in (("target", config.target), ("pilot.target", config.pilot.target)):
+        for name, values in (targets or {}).items():
+            for v in values if isinstance(values, list) else [values]:
+                bounded = name in METRICS and METRICS[name].kind == "classification"
+                if bounded and not 0 <= v <= 1:
+                    hint = f"; for {v:g}% write {v / 100:g}" if 1 < v <= 100 else ""
+                    raise ConfigError(
+                        f"{where}.{name}: {v:g} is outside [0, 1], where {name} lies{hint}."
+                    )
 
 
 def _check_data_counts(config: StudyConfig, n_available: int) -> None:
