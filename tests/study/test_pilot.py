@@ -133,6 +133,7 @@ def test_a_pilot_answer_far_beyond_its_evidence_is_not_a_count() -> None:
             "grid_trials": 12,
             "grid_cost_usd_estimate": 2.0,
             "grid_hours_estimate": 0.4,
+            "grid_labels_usd_estimate": 80.76,
         }
     )
     assert view is not None
@@ -141,7 +142,9 @@ def test_a_pilot_answer_far_beyond_its_evidence_is_not_a_count() -> None:
     assert far.point != far.point  # null in JSON, not a nine-digit count
     assert "about 900 training examples" in near.words and "plan for 1,200" in near.words
     assert "beyond 2,019,000 (out of reach of this study's evidence)" in near.words
-    assert "$20.19 of labels" in view.spend_words() and "25% of it" in view.spend_words()
+    said = view.spend_words()
+    assert "$20.19 of labels" in said and "25% of it" in said
+    assert "$80.76 of labels (its largest data setting, 25% of it)" in said
 
 
 def _rungs(means: list[float]) -> pd.DataFrame:

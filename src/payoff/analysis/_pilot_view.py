@@ -56,6 +56,7 @@ class PilotView:
         spent_hours: Trial hours it spent.
         grid_trials: Trials of the full grid of the study's levers it stands in for.
         grid_cost_usd_estimate: That grid's compute dollars (an estimate, see ``grid_method``).
+        grid_labels_usd_estimate: The labels of that grid's largest data setting.
         grid_hours_estimate: That grid's trial hours (the same estimate).
         grid_method: How the grid's cost is estimated.
     """
@@ -71,6 +72,7 @@ class PilotView:
     grid_cost_usd_estimate: float
     grid_hours_estimate: float
     grid_method: str
+    grid_labels_usd_estimate: float = 0.0
 
     @property
     def grid_share(self) -> float:
@@ -81,15 +83,18 @@ class PilotView:
     def spend_words(self) -> str:
         """Say what the pilot spent and what the grid it stands in for would cost."""
         share = self.grid_share
-        share_words = f" ({share:.0%} of it)" if math.isfinite(share) else ""
+        share_words = f", {share:.0%} of it" if math.isfinite(share) else ""
+        labels = self.grid_labels_usd_estimate
+        labels_share = f", {self.spent_labels_usd / labels:.0%} of it" if labels > 0 else ""
         return (
             f"Pilot spent {fmt_usd(self.spent_compute_usd)} of compute "
             f"({_duration(self.spent_hours)}) and {fmt_usd(self.spent_labels_usd)} of labels "
-            f"(the {fmt_count(self.largest_n_train)} examples of its largest rung); the full "
+            f"(the {fmt_count(self.largest_n_train)} examples of its largest rung). The full "
             f"grid of {self.grid_trials} trials it stands in for would cost about "
             f"{fmt_usd(self.grid_cost_usd_estimate)} of compute "
-            f"({_duration(self.grid_hours_estimate)}){share_words}, estimated from "
-            f"{self.grid_method}."
+            f"({_duration(self.grid_hours_estimate)}{share_words}; estimated from "
+            f"{self.grid_method}) and {fmt_usd(labels)} of labels (its largest data "
+            f"setting{labels_share})."
         )
 
     def statements(self) -> list[str]:
@@ -116,6 +121,7 @@ class PilotView:
             "grid_cost_usd_estimate": self.grid_cost_usd_estimate,
             "grid_hours_estimate": self.grid_hours_estimate,
             "grid_method": self.grid_method,
+            "grid_labels_usd_estimate": self.grid_labels_usd_estimate,
         }
 
 
@@ -140,6 +146,7 @@ def pilot_view(report: Mapping[str, Any] | None) -> PilotView | None:
         grid_cost_usd_estimate=float(report.get("grid_cost_usd_estimate", math.nan)),
         grid_hours_estimate=float(report.get("grid_hours_estimate", math.nan)),
         grid_method=method,
+        grid_labels_usd_estimate=float(report.get("grid_labels_usd_estimate", 0.0)),
     )
 
 

@@ -48,6 +48,7 @@ class PilotReport:
     notes: list[str] = field(default_factory=list)
     spent_labels_usd: float = 0.0
     level: float = 0.9
+    grid_labels_usd_estimate: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready data."""

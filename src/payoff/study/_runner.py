@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from payoff._errors import ConfigError, TrialError, TrialSkipped
 from payoff.config import StudyConfig, load_config
-from payoff.levers import LeverPrices
+from payoff.levers import LeverPrices, n_examples
 from payoff.returns import METRICS
 from payoff.study._design import PlannedTrial, encode, plan_trials
 from payoff.study._feedback import data_version, records, with_feedback
@@ -373,6 +373,12 @@ def _run_pilot(
         notes=notes,
         spent_labels_usd=float(labels) if math.isfinite(labels) else 0.0,
         level=config.pilot.level,
+        # The grid labels its largest data setting once (smaller settings are subsets).
+        grid_labels_usd_estimate=prepared.labels_usd_per_example
+        * max(
+            n_examples(float(v), prepared.n_available)
+            for v in config.lever_values().get("data", [1.0])
+        ),
     )
     study.set_user_attr("pilot", report.as_dict())
     return f"pilot stopped: {stop}"
