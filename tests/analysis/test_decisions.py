@@ -334,3 +334,50 @@ def test_a_value_model_that_can_only_lose_says_so_first_with_the_arithmetic() ->
     assert rec2.statements[0].startswith("Under the value model every prediction loses money")
     assert " x " in rec2.statements[0] and "$" in rec2.statements[0]
     assert math.isfinite(rec.best_roi.npv_usd)  # type: ignore[union-attr]
+
+
+def test_data_counts_beside_a_fraction_step_by_training_examples() -> None:
+    # data: [300, 1000, 3000, 1.0] on a 7,000-example split: 1.0 is the most data, not the least.
+    n_available = 7000
+    values = [300, 1000, 3000, 1.0]
+    rows = []
+    for i, (d, acc) in enumerate(zip(values, [0.80, 0.86, 0.90, 0.95], strict=True)):
+        n = d * n_available if d <= 1 else d
+        for seed in (0, 1):
+            rows.append(
+                {
+                    "number": 2 * i + seed,
+                    "state": "COMPLETE",
+                    "data": d,
+                    "seed": seed,
+                    "test_accuracy": acc + 0.002 * seed,
+                    "val_accuracy": acc,
+                    "n_train": n,
+                    "cost_usd_labels": n * 0.5,
+                    "cost_usd_compute": 0.001 * n,
+                    "cost_usd_energy": 0.0,
+                    "wall_s": n / 1000,
+                    "throughput_per_s": 1e4,
+                    "latency_p50_s": 0.001,
+                }
+            )
+    config = config_from_dict(
+        {
+            "study": "mixed",
+            "task": {"dataset": "sklearn:breast_cancer", "metric": "accuracy", "model": "mlp"},
+            "levers": {"data": values},
+            "seeds": 2,
+            "labels": {"usd_per_example": 0.5},
+            "value": {"predictions_per_month": 50_000, "usd_per_error": 0.5},
+        }
+    )
+    record = StudyRecord("mixed", config, pd.DataFrame(rows), n_train_available=n_available)
+    budget = 3000 * 0.5 + 3000 * 0.001 + 1  # the 3,000-example setting, not all 7,000
+    rec = recommend(record, budget_usd=budget, n_draws=500)
+    assert rec.recommended is not None and rec.recommended.key == "data=3000"
+    (step,) = [c for c in rec.candidates if c.lever == "data"]
+    assert (step.basis, step.from_amount, step.to_amount) == ("measured", 3000, 7000)
+    assert (
+        rec.labels_answer.startswith("More labels? Yes")
+        and "to 7,000 examples" in rec.labels_answer
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -130,11 +131,21 @@ class LeverMarginal:
     note: str = ""
 
 
-def _order(values: list[Any], config_values: list[Any]) -> list[Any]:
+def in_order(
+    along: Sequence[SettingValue], lever: str, config_values: Sequence[Any] = ()
+) -> list[SettingValue]:
+    """Return the settings along ``lever`` from least to most of it.
+
+    Data settings by their training examples (``data: [300, 1000, 1.0]`` mixes counts and a
+    fraction), other numbers by value, names (model sizes) in the study file's order.
+    """
+    values = [s.levers[lever] for s in along]
+    if lever == "data" and all(math.isfinite(s.n_train) for s in along):
+        return sorted(along, key=lambda s: s.n_train)
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return sorted(values)
+        return sorted(along, key=lambda s: s.levers[lever])
     rank = {repr(v): i for i, v in enumerate(config_values)}
-    return sorted(values, key=lambda v: rank.get(repr(v), len(rank)))
+    return sorted(along, key=lambda s: rank.get(repr(s.levers[lever]), len(rank)))
 
 
 def _held(analysis: ValueAnalysis, lever: str) -> dict[str, Any]:
@@ -213,10 +224,7 @@ def lever_marginal(
     along = [
         s for s in analysis.settings if all(_same(s.levers.get(k), v) for k, v in held.items())
     ]
-    config_values = config.lever_values().get(lever, [])
-    values = _order([s.levers[lever] for s in along], config_values)
-    by_value = {repr(s.levers[lever]): s for s in along}
-    ordered = [by_value[repr(v)] for v in values]
+    ordered = in_order(along, lever, config.lever_values().get(lever, []))
     amount_col = LEVER_AXES.get(lever, ("", ""))[0]
     unit = LEVER_AXES.get(lever, ("", "setting"))[1]
     steps = []

@@ -427,7 +427,7 @@ def _forecast_target(
         inv = result.inverse
         notes.append(f"{lever} ({curve.unit}): {inv.message}")
         cost = result.costs.get("cost_usd_total")
-        base = _top_along(analysis, curve.held, lever)
+        base = _top_along(analysis, curve.held, lever, config.lever_values().get(lever, []))
         if not (inv.reachable and math.isfinite(inv.point)) or cost is None or base is None:
             continue
         extra = {
@@ -499,10 +499,10 @@ def _interval_words(low: float, high: float, unit: str, level: float, largest: f
 
 
 def _top_along(
-    analysis: ValueAnalysis, held: Mapping[str, Any], lever: str
+    analysis: ValueAnalysis, held: Mapping[str, Any], lever: str, values: Sequence[Any]
 ) -> SettingValue | None:
     from payoff.analysis._lever_curve import same_value
-    from payoff.analysis._marginal import _order
+    from payoff.analysis._marginal import in_order
 
     along = [
         s
@@ -511,8 +511,7 @@ def _top_along(
     ]
     if not along:
         return None
-    top = _order([s.levers[lever] for s in along], [])[-1]
-    return next(s for s in along if same_value(s.levers[lever], top))
+    return in_order(along, lever, values)[-1]
 
 
 # --- the next investment, from the recommended setting -------------------------------------
@@ -530,7 +529,7 @@ def _steps_from(
     """Return one step up each lever from ``base`` (the others held), and notes on levers
     without one."""
     from payoff.analysis._lever_curve import LEVER_AXES, same_value
-    from payoff.analysis._marginal import _order
+    from payoff.analysis._marginal import in_order
 
     steps: list[Investment] = []
     notes: list[str] = []
@@ -545,10 +544,10 @@ def _steps_from(
             for s in analysis.settings
             if all(same_value(s.levers.get(k), v) for k, v in others.items())
         ]
-        order = _order([s.levers[lever] for s in along], values.get(lever, []))
-        at = next(i for i, v in enumerate(order) if same_value(v, base.levers[lever]))
+        order = in_order(along, lever, values.get(lever, []))
+        at = next(i for i, s in enumerate(order) if s.key == base.key)
         if at + 1 < len(order):
-            up = next(s for s in along if same_value(s.levers[lever], order[at + 1]))
+            up = order[at + 1]
             steps.append(_measured_step(analysis, base, up, lever, level, n_draws, seed))
             continue
         step, why = _forecast_step(record, analysis, base, lever, level, n_draws, seed)
