@@ -49,6 +49,16 @@ BROKEN: list[tuple[str, dict[str, object], str]] = [
     ),
     ("bad study name", {"study": "my study"}, "study"),
     (
+        "a class the task lacks in error costs",
+        {"value": {"error_costs_usd": {"malignant": {"class_0": 100}}}},
+        "value.error_costs_usd names class 'malignant', which the task does not have",
+    ),
+    (
+        "a current system's accuracy without its error mix",
+        {"value": {"error_costs_usd": {"1": {"0": 100}}, "baseline": 0.9}},
+        "give their mix too",
+    ),
+    (
         "a target in percent",
         {"task": {"dataset": "sklearn:wine"}, "target": {"accuracy": 80}},
         "target.accuracy: 80 is outside [0, 1], where accuracy lies; for 80% write 0.8",

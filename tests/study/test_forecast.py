@@ -85,6 +85,14 @@ def test_cli_forecast_prints_a_table_and_json(study: tuple[payoff.Study, Path]) 
     assert "all labels at that size: $48.00" in said
     data = json.loads(runner.invoke(app, [*args, "--target", "accuracy=0.9", "--json"]).output)
     assert data["inverse"]["reachable"] is True and data["costs"]["cost_usd_labels"]["value"] > 0
+    # Out of reach: strict JSON (no Infinity or NaN, which JSON parsers other than Python's
+    # refuse).
+    far = runner.invoke(app, [*args, "--target", "accuracy=1.5", "--json"]).output
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    assert json.loads(far, parse_constant=refuse)["inverse"]["reachable"] is False
 
 
 def test_forecast_and_recommend_price_new_labels_the_same_way(

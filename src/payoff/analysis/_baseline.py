@@ -102,17 +102,13 @@ def _current(
             model.usd_per_error,
             f"study file: accuracy {accuracy:g}, each error ${model.usd_per_error:g}",
         )
-    if mix is None:
-        raise ConfigError(
-            "errors cost differently (value.error_costs_usd), so the current system's accuracy "
-            "alone does not price its errors: give their mix, e.g. baseline: {accuracy: "
-            f"{accuracy:g}, error_mix: {{'1': {{'0': 0.7}}, '0': {{'1': 0.3}}}}}} (shares of its "
-            "errors by true class -> predicted class, summing to 1)."
-        )
+    assert mix is not None  # the study file's schema requires it with error costs
     n, classes = _classes(record)
     keys = {k for true, row in mix.items() for k in (true, *row)}
     n = max(n, *(int(k) + 1 for k in keys if k.isdigit()), 2)
-    shares = cost_matrix(n, classes, usd_per_error=0.0, error_costs=mix)
+    shares = cost_matrix(
+        n, classes, usd_per_error=0.0, error_costs=mix, where="value.baseline.error_mix"
+    )
     costs = cost_matrix(n, classes, usd_per_error=0.0, error_costs=model.error_costs)
     per_error = float((shares * costs).sum())
     return Baseline(

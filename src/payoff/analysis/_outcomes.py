@@ -67,6 +67,7 @@ def cost_matrix(
     *,
     usd_per_error: float,
     error_costs: Mapping[str, Mapping[str, float]] | None,
+    where: str = "value.error_costs_usd",
 ) -> np.ndarray:
     """Return the cost of predicting column j when the truth is row i (0 on the diagonal).
 
@@ -85,7 +86,7 @@ def cost_matrix(
                 for key in (true, pred):
                     if key not in index:
                         raise ConfigError(
-                            f"value.error_costs_usd names class {key!r}, which the task does not "
+                            f"{where} names class {key!r}, which the task does not "
                             f"have; its classes are {', '.join(map(repr, classes)) or 'unnamed'} "
                             f"(or indices 0 to {n_classes - 1})."
                         )

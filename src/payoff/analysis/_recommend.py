@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from payoff._errors import ConfigError
 from payoff.analysis._pilot_view import PilotView, pilot_view
-from payoff.analysis._words import fmt_count, fmt_roi, fmt_usd, setting_words
+from payoff.analysis._words import fmt_count, fmt_roi, fmt_usd, json_ready, setting_words
 
 if TYPE_CHECKING:
     from payoff.analysis._marginal import LeverMarginal
@@ -239,7 +239,7 @@ class Recommendation:
             "statements": list(self.statements),
             "pilot": self.pilot.as_dict() if self.pilot is not None else None,
         }
-        return _clean(out)
+        return json_ready(out)
 
 
 def _choice(c: Choice | None) -> dict[str, Any] | None:
@@ -251,18 +251,6 @@ def _choice(c: Choice | None) -> dict[str, Any] | None:
 
 def _investment_dict(i: Investment) -> dict[str, Any]:
     return {**dataclasses.asdict(i), "pays": i.pays}
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, Mapping):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if hasattr(x, "item"):  # numpy scalars
-        return _clean(x.item())
-    return x
 
 
 def parse_target_arg(

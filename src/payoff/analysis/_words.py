@@ -75,3 +75,16 @@ def show_value(v: Any) -> str:
     if isinstance(v, list | tuple):
         return "x".join(str(x) for x in v)
     return str(v)
+
+
+def json_ready(x: Any) -> Any:
+    """Return ``x`` as strict JSON data: NaN and infinities become null (JSON has neither)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, Mapping):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_ready(v) for v in x]
+    if hasattr(x, "item"):  # numpy scalars
+        return json_ready(x.item())
+    return x

@@ -412,7 +412,9 @@ def forecast(
     with _user_errors():
         result = payoff.load(study, storage).forecast(lever, to=to, target=target, level=level)
         if as_json:
-            print(json.dumps(dataclasses.asdict(result), indent=1, default=str))
+            from payoff.analysis._words import json_ready
+
+            print(json.dumps(json_ready(dataclasses.asdict(result)), indent=1, default=str))
             return
         _print_forecast(result, level)
 

@@ -212,6 +212,16 @@ class ValueConfig(_Strict):
             )
         if isinstance(self.baseline, float) and not math.isfinite(self.baseline):
             raise ValueError("baseline must be a finite metric value or 'no model'")
+        b = self.baseline
+        accuracy = b if isinstance(b, float) else getattr(b, "accuracy", None)
+        mix = getattr(b, "error_mix", None)
+        if self.error_costs_usd is not None and accuracy is not None and mix is None:
+            raise ValueError(
+                "errors cost differently (error_costs_usd), so the current system's accuracy "
+                "alone does not price its errors: give their mix too, e.g. baseline: "
+                f"{{accuracy: {accuracy:g}, error_mix: {{TRUE: {{PREDICTED: share}}, ...}}}} "
+                "(shares of its errors by true class -> predicted class, summing to 1)"
+            )
         return self
 
 

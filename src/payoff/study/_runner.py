@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +106,8 @@ def _prepare(
         for name in [*config.target, *(config.pilot.target or {})]:
             check_metric(name, task.kind)
         _check_target_bounds(config)
+        if task.kind == "classification":
+            _check_value_classes(config, task.classes)
         if config.task.model == "cnn" and task.image_shape is None:
             raise ConfigError(
                 f"task.model: 'cnn' needs image-shaped rows and {config.task.dataset} has none; "
@@ -176,6 +178,21 @@ def _prepare(
         version,
         pretrain,
     )
+
+
+def _check_value_classes(config: StudyConfig, classes: Sequence[str]) -> None:
+    """Refuse a value section that names classes the task lacks, before anything runs."""
+    from payoff.analysis._outcomes import cost_matrix
+
+    value = config.value
+    mix = getattr(value.baseline, "error_mix", None)
+    n = max(len(classes), 2)
+    for where, costs in (
+        ("value.error_costs_usd", value.error_costs_usd),
+        ("value.baseline.error_mix", mix),
+    ):
+        if costs is not None:
+            cost_matrix(n, classes, usd_per_error=0.0, error_costs=costs, where=where)
 
 
 def _check_target_bounds(config: StudyConfig) -> None:
