@@ -1036,7 +1036,7 @@ def recommend_from(
     )
     if best_roi is not None and (recommended is None or best_roi.key != recommended.key):
         statements.append(_best_roi_sentence(analysis, best_roi, budget_txt))
-    if configured and (noise := _within_noise(analysis, ranked)):
+    if configured and (noise := _within_noise(record, analysis, ranked)):
         statements.append(noise)
     if nxt is not None and recommended is not None:
         statements.append(f"Next investment, from {recommended.words}: {nxt.statement}.")
@@ -1232,7 +1232,9 @@ def _best_roi_sentence(analysis: ValueAnalysis, c: Choice, budget_txt: str) -> s
     )
 
 
-def _within_noise(analysis: ValueAnalysis, ranked: Sequence[SettingValue]) -> str:
+def _within_noise(
+    record: StudyRecord, analysis: ValueAnalysis, ranked: Sequence[SettingValue]
+) -> str:
     if len(ranked) < 2:
         return ""
     a, b = ranked[0], ranked[1]
@@ -1243,9 +1245,10 @@ def _within_noise(analysis: ValueAnalysis, ranked: Sequence[SettingValue]) -> st
     if gap > 2 * math.hypot(na, nb):
         return ""
     return (
-        f"The top two by NPV, {a.key} and {b.key}, are within seed noise of each other "
-        f"(NPV {fmt_usd(a.economics.npv_usd)} vs {fmt_usd(b.economics.npv_usd)}; seed noise "
-        f"about {fmt_usd(math.hypot(na, nb))}): either is a sound choice."
+        f"The top two by NPV are within seed noise of each other: {_words(record, a)} "
+        f"({fmt_usd(a.economics.npv_usd)}) and {_words(record, b)} "
+        f"({fmt_usd(b.economics.npv_usd)}); their gap, {fmt_usd(gap)}, is less than twice "
+        f"its seed noise (sd about {fmt_usd(math.hypot(na, nb))}). Either is a sound choice."
     )
 
 

@@ -179,7 +179,8 @@ def collect(
 
 
 def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
-    """Return the first screen's key numbers: label, value, and how it was obtained."""
+    """Return the first screen's key numbers: label, value, how it was obtained (``kind``)
+    and, for some, a ``note`` that says what the value is made of."""
     from payoff.analysis._words import fmt_roi, fmt_usd, setting_words
 
     a, rec = data.analysis, data.recommendation
@@ -240,7 +241,8 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
             out.append(
                 {
                     "label": "its ROI",
-                    "value": f"{fmt_roi(head.roi)} = {head.drivers}",
+                    "value": fmt_roi(head.roi),
+                    "note": f"= {head.drivers}",
                     "kind": "estimate",
                 }
             )
@@ -262,10 +264,12 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
             }
         )
     data_step = next((c for c in rec.candidates if c.lever == "data"), None)
+    answer, _, why = rec.labels_answer.removeprefix("More labels? ").partition(": ")
     out.append(
         {
             "label": "more labels?",
-            "value": rec.labels_answer,
+            "value": answer,
+            "note": why,
             "kind": data_step.basis if data_step is not None else "estimate",
         }
     )
@@ -273,7 +277,8 @@ def headline_numbers(data: ReportData) -> list[dict[str, Any]]:
     out.append(
         {
             "label": "next investment",
-            "value": nxt.statement if nxt is not None else f"none: {rec.next_investment_why_none}",
+            "value": f"more {nxt.lever}" if nxt is not None else "none pays",
+            "note": nxt.statement if nxt is not None else rec.next_investment_why_none,
             "kind": nxt.basis if nxt is not None else "estimate",
         }
     )

@@ -37,6 +37,7 @@ margin:14px 0}
 .tiles{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:8px}
 .tile{border:1px solid #dde2e8;border-radius:6px;padding:8px 10px;background:#fbfcfd}
 .tile .l{font-size:.8rem;color:#5b6b7c}.tile .v{font-size:1.05rem;font-weight:600}
+.tile .n{font-size:.8rem;color:#33414f;margin-top:2px}
 .badge{display:inline-block;font-size:.7rem;padding:0 6px;border-radius:8px;margin-left:4px;
 vertical-align:middle;font-weight:500}
 .measured{background:#dcebf7;color:#1f4e79}.estimate{background:#fdebd3;color:#8a4b08}
@@ -71,7 +72,8 @@ generated {{ generated }} by payoff {{ version }}. Numbers marked
 {% endfor %}</ul>
 <div class="tiles">
 {% for t in tiles %}<div class="tile"><div class="l">{{ t.label }}
-<span class="badge {{ t.kind }}">{{ t.kind }}</span></div><div class="v">{{ t.value }}</div></div>
+<span class="badge {{ t.kind }}">{{ t.kind }}</span></div><div class="v">{{ t.value }}</div>
+{% if t.get("note") %}<div class="n">{{ t.note }}</div>{% endif %}</div>
 {% endfor %}</div>
 {% for c in choices %}<details><summary>Evidence: {{ c.title }}
 <span class="badge {{ c.kind }}">{{ c.kind }}</span></summary><ul class="ev">

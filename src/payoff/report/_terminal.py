@@ -36,7 +36,9 @@ def summary_of(data: ReportData) -> RenderableType:
     table.add_column("value", justify="right")
     table.add_column("how")
     for t in headline_numbers(data):
-        table.add_row(t["label"], t["value"], Text(t["kind"], style=_STYLE.get(t["kind"], "")))
+        note = t.get("note", "")
+        value = t["value"] + ("" if not note else f" {note}" if note[0] == "=" else f": {note}")
+        table.add_row(t["label"], value, Text(t["kind"], style=_STYLE.get(t["kind"], "")))
     return Panel(
         Group(lines, Text(""), table),
         title=f"payoff: {data.record.name}",
