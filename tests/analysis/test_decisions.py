@@ -22,7 +22,7 @@ from payoff.analysis._outcomes import (
     cost_matrix,
     regression_outcome,
 )
-from payoff.analysis._words import fmt_usd
+from payoff.analysis._words import fmt_months, fmt_usd
 from payoff.config import config_from_dict
 from payoff.study import Predictions, StudyRecord
 
@@ -153,6 +153,13 @@ def test_money_is_never_in_scientific_notation(x: float) -> None:
     assert "e" not in text.replace("$", "") and text.count("$") == 1
     if abs(x) >= 1e6:
         assert text.endswith((" M", " B"))
+
+
+def test_payback_reads_in_hours_days_or_months() -> None:
+    assert fmt_months(0.0037) == "2.7 hours"
+    assert fmt_months(0.1) == "3 days"
+    assert fmt_months(0.68) == "0.68 months"
+    assert fmt_months(None) == "never"
 
 
 def test_money_formats_by_size() -> None:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from payoff._errors import ConfigError
 from payoff.analysis._pilot_view import PilotView, pilot_view
-from payoff.analysis._words import fmt_count, fmt_roi, fmt_usd, json_ready, setting_words
+from payoff.analysis._words import (
+    fmt_count,
+    fmt_months,
+    fmt_roi,
+    fmt_usd,
+    json_ready,
+    setting_words,
+)
 
 if TYPE_CHECKING:
     from payoff.analysis._marginal import LeverMarginal
@@ -328,7 +335,7 @@ def _cost_evidence(analysis: ValueAnalysis, s: SettingValue) -> str:
 
 def _money_evidence(analysis: ValueAnalysis, s: SettingValue) -> str:
     e = s.economics
-    payback = "never" if e.payback_months is None else f"{e.payback_months:.2g} months"
+    payback = fmt_months(e.payback_months)
     return (
         f"value {fmt_usd(e.value_usd)}, ROI {fmt_roi(e.roi)}, NPV {fmt_usd(e.npv_usd)} at "
         f"{analysis.model.discount_rate:.0%}/year, payback {payback}; value from the model's "
@@ -1203,7 +1210,7 @@ def _headline(analysis: ValueAnalysis, c: Choice) -> str:
     payback = (
         "never pays back"
         if c.payback_months is None
-        else f"pays back in {c.payback_months:.2g} months"
+        else f"pays back in {fmt_months(c.payback_months)}"
     )
     return (
         f"Deploy {c.words} ({c.why}): ROI {fmt_roi(c.roi)}, NPV {fmt_usd(c.npv_usd)}, "

@@ -43,6 +43,18 @@ def fmt_roi(roi: float) -> str:
     return f"{roi:+,.0%}"
 
 
+def fmt_months(months: float | None) -> str:
+    """Say a span people plan by: ``3 hours``, ``4 days``, ``0.68 months``; None is ``never``."""
+    if months is None or not math.isfinite(months):
+        return "never"
+    days = months * 365.25 / 12
+    if days < 1:
+        return f"{days * 24:.2g} hours"
+    if days < 14:
+        return f"{days:.2g} days"
+    return f"{months:.2g} months"
+
+
 def fmt_count(x: float) -> str:
     """Format a count with thousands separators (``3,117``)."""
     return f"{x:,.0f}" if math.isfinite(x) else "n/a"
