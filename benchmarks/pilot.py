@@ -11,7 +11,7 @@ Prints the pilot's cost as a share of the grid's (both measured), and for both f
 agreement with the grid and the ratio of the data the pilot says is needed to where the
 grid's curve crosses the target (log-interpolated between settings).
 
-    .venv/bin/python benchmarks/pilot.py [--tasks digits,mnist1d,credit]
+    .venv/bin/python benchmarks/pilot.py [--tasks digits,mnist1d,credit] [--pilot-seeds 1]
 """
 
 from __future__ import annotations
@@ -100,7 +100,9 @@ def round_up(n: float, sizes: list[float]) -> float:
     return fits[0] if fits else math.inf
 
 
-def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
+def run_task(
+    name: str, spec: dict[str, Any], storage: Path, pilot_seeds: int | None
+) -> dict[str, Any]:
     n_available = len(load_task(spec["dataset"], label=spec.get("label")).y_train)
     sizes = [float(n_examples(d, n_available)) for d in DATA]
     grid = payoff.run(config_from_dict(study_dict(name, spec, "grid")), storage=storage)
@@ -114,7 +116,14 @@ def run_task(name: str, spec: dict[str, Any], storage: Path) -> dict[str, Any]:
     by_seed = [mean_curve(g) for _, g in top.groupby("seed")]
     seeds_agree = [grid_answer(by_seed[0], t) == grid_answer(by_seed[1], t) for t in targets]
     pilot = payoff.run(
-        config_from_dict(study_dict(name, spec, "pilot", pilot={"target": {"accuracy": targets}})),
+        config_from_dict(
+            study_dict(
+                name,
+                spec,
+                "pilot",
+                pilot={"target": {"accuracy": targets}, "seeds": pilot_seeds},
+            )
+        ),
         storage=storage,
     )
     report = pilot.pilot
@@ -150,13 +159,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--storage", help="keep the trials in this SQLite file (default: temp)")
+    parser.add_argument(
+        "--pilot-seeds", type=int, default=None, help="seeds a rung (default: the study's, 2)"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         storage = Path(args.storage) if args.storage else Path(tmp) / "bench.db"
         for name in args.tasks.split(","):
-            result = run_task(name, TASKS[name], storage)
+            result = run_task(name, TASKS[name], storage, args.pilot_seeds)
             results.append(result)
             print(
                 f"\n{name}: pilot {result['pilot_trials']} trials ${result['pilot_usd']:.5f}, "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
-from payoff._errors import ConfigError
+from payoff._files import write_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -534,15 +534,10 @@ def write_report(
 
 
 def write_html(html: str, path: str | Path) -> Path:
-    """Write ``html`` to ``path``, creating its folder.
+    """Write ``html`` to ``path``, creating its folder; a write cut short leaves the previous
+    report whole.
 
     Raises:
         ConfigError: the path cannot be written.
     """
-    out = Path(path)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot write the report to {out}: {err.strerror}.") from None
-    return out
+    return write_atomic(path, html, what="the report")

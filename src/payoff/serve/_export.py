@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff._files import safe_stem, write_atomic
 from payoff.serve._model import TrainedModel, load_trained
 
 if TYPE_CHECKING:
@@ -283,7 +284,7 @@ def export_model(
     out = (
         Path(path)
         if path is not None
-        else Path(f"{study.optuna.study_name}-trial-{model.trial}{suffix}")
+        else Path(f"{safe_stem(study.optuna.study_name)}-trial-{model.trial}{suffix}")
     )
     agreement = None
     if fmt is ExportFormat.ONNX:
@@ -311,8 +312,7 @@ def export_model(
 
         script = check_outputs(model, run, tolerance=tolerance, what="TorchScript")
         diff, n = script.max_abs_diff, script.n_checked
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(data)
+    write_atomic(out, data, what="the exported model")
     return ExportResult(
         path=out,
         format=fmt.value,

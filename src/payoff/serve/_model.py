@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff._files import safe_stem
 
 if TYPE_CHECKING:
     import optuna
@@ -176,4 +177,4 @@ def default_log_path(study: Study) -> Path:
 
     base = _sqlite_path(study.storage)
     folder = base.parent if base else Path(".")
-    return folder / f"{study.optuna.study_name}-predictions.db"
+    return folder / f"{safe_stem(study.optuna.study_name)}-predictions.db"
