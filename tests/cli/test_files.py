@@ -77,9 +77,10 @@ def test_an_unwritable_report_path_is_exit_2(study: tuple[Path, Path], tmp_path:
 def test_a_study_name_from_storage_never_becomes_a_path_outside_the_folder(
     study: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    src, db = study
-    copy = tmp_path / "shared.db"
-    shutil.copy(db, copy)
+    src, _ = study
+    shared = tmp_path / "shared"
+    shutil.copytree(src, shared)  # the SQLite file and the artifacts folder beside it
+    copy = shared / "p.db"
     # A name written by another tool on a shared storage.
     with sqlite3.connect(copy) as con:
         con.execute("UPDATE studies SET study_name = '../../escaped' WHERE study_name = 'tiny'")
@@ -101,3 +102,14 @@ def test_safe_stems() -> None:
     assert safe_stem("digits-demo") == "digits-demo"
     assert "/" not in safe_stem("../../x") and not safe_stem("../../x").startswith(".")
     assert safe_stem("...") == "study"
+
+
+def test_a_study_moved_without_its_artifacts_is_exit_2(
+    study: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, db = study
+    alone = tmp_path / "alone.db"
+    shutil.copy(db, alone)
+    result = runner.invoke(app, ["export", "tiny", "--storage", str(alone), "-o", "m.onnx"])
+    assert result.exit_code == 2, result.output
+    assert "is not in the artifact folder" in result.output

@@ -99,7 +99,7 @@ def load_trained(study: Study, trial: str | int = "best") -> TrainedModel:
 
     from payoff.levers import model_size
     from payoff.study._builtin import task_of
-    from payoff.study._storage import artifact_store
+    from payoff.study._storage import artifact_store, open_artifact
     from payoff.tasks import build_model
 
     frozen = resolve_trial(study, trial)
@@ -121,7 +121,8 @@ def load_trained(study: Study, trial: str | int = "best") -> TrainedModel:
         dropout=config.train.dropout,
     )
     store = artifact_store(study.storage, study.artifacts)
-    with store.open_reader(frozen.user_attrs["weights_artifact"]) as f:
+    weights = frozen.user_attrs["weights_artifact"]
+    with open_artifact(store, weights, f"trial {frozen.number}'s weights") as f:
         state = torch.load(f, weights_only=True)
     try:
         net.load_state_dict(state)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from payoff.study._storage import open_artifact
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -74,7 +76,10 @@ class StudyRecord:
 
 def read_predictions(store: Any, artifact_id: str) -> Predictions:
     """Return the predictions a trial saved (see ``Trial.save_predictions``)."""
-    with store.open_reader(artifact_id) as f, np.load(f, allow_pickle=False) as npz:
+    with (
+        open_artifact(store, artifact_id, "a trial's predictions") as f,
+        np.load(f, allow_pickle=False) as npz,
+    ):
         arrays = {k: npz[k] for k in npz.files}
     return Predictions(
         y_val=arrays["y_val"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,27 @@ def artifact_store(url: str, artifacts: str | Path | None = None) -> FileSystemA
     folder = artifacts_dir(url, artifacts)
     folder.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(folder))
+
+
+@contextlib.contextmanager
+def open_artifact(store: FileSystemArtifactStore, artifact_id: str, what: str) -> Iterator[Any]:
+    """Open a stored artifact for reading.
+
+    Raises:
+        ConfigError: it is not in the store (a study moved without its artifacts folder).
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    try:
+        reader = store.open_reader(artifact_id)
+    except ArtifactNotFound:
+        raise ConfigError(
+            f"{what} (artifact {artifact_id}) is not in the artifact folder "
+            f"{store._base_path}: a study file moved without the payoff-artifacts folder "
+            "beside it? Move that folder with it."
+        ) from None
+    with reader as f:
+        yield f
 
 
 def load_optuna_study(url: str, name: str) -> optuna.Study:
