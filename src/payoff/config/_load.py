@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import types
 import typing
@@ -78,6 +79,28 @@ def _resolve_path(dataset: Any, base_dir: Path) -> Any:
     return dataset
 
 
+# Settings beyond these are typos (1e26 epochs) or would never finish; say so up front.
+_LEVER_MAX = {"compute": 100_000, "batch_size": 1_000_000, "parallelism": 1024, "data": 1e9}
+
+
+def _check_lever_values(name: str, values: list[Any], source: str) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{source}: levers.{name}: {v} is not a finite number.")
+        top = _LEVER_MAX.get(name)
+        if top is not None and isinstance(v, int | float) and v > top:
+            raise ConfigError(
+                f"{source}: levers.{name}: {v:g} is beyond the largest sane setting ({top:g})."
+            )
+        if repr(v) in seen:
+            raise ConfigError(
+                f"{source}: levers.{name}: {v!r} is listed twice; list each setting once "
+                "(repeats of a setting come from `seeds`)."
+            )
+        seen.add(repr(v))
+
+
 def _check_semantics(config: StudyConfig, source: str) -> None:
     from payoff.returns import METRICS
     from payoff.tasks import check_dataset
@@ -113,6 +136,8 @@ def _check_semantics(config: StudyConfig, source: str) -> None:
                 f"({known}). Define it, e.g. labels: {{grades: {{{grade}: {{usd_per_example: "
                 "0.05, error_rate: 0.1}}}}."
             )
+    for name, values in config.lever_values().items():
+        _check_lever_values(name, values, source)
     for value in config.levers.data or ():
         if value > 1 and value != int(value):
             raise ConfigError(

@@ -87,9 +87,9 @@ class TrainConfig(_Strict):
     """Settings held fixed for every trial unless a lever varies them."""
 
     model: ModelSize = "medium"
-    epochs: PositiveInt = 10
+    epochs: int = Field(default=10, ge=1, le=100_000)
     optimizer: OptimizerName = "adam"
-    lr: PositiveFloat = 1e-3
+    lr: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
     batch_size: PositiveInt = 64
     weight_decay: NonNegativeFloat = 0.0
     dropout: float = Field(default=0.0, ge=0, lt=1)
@@ -267,7 +267,7 @@ class StudyConfig(_Strict):
     train: TrainConfig = TrainConfig()
     design: DesignName = "grid"
     n_trials: PositiveInt | None = None
-    seeds: PositiveInt = 1
+    seeds: int = Field(default=1, ge=1, le=1000)  # seeds a setting
     budget: BudgetConfig = BudgetConfig()
     hardware: str = "auto"
     prices: dict[str, Any] = Field(default_factory=dict)

@@ -100,6 +100,7 @@ def load_trained(study: Study, trial: str | int = "best") -> TrainedModel:
     from payoff.levers import model_size
     from payoff.study._builtin import task_of
     from payoff.study._storage import artifact_store, open_artifact
+    from payoff.study._study import trial_params
     from payoff.tasks import build_model
 
     frozen = resolve_trial(study, trial)
@@ -114,7 +115,7 @@ def load_trained(study: Study, trial: str | int = "best") -> TrainedModel:
     assert family is not None
     net = build_model(
         family,
-        model_size(frozen.params.get("model", config.train.model)),
+        model_size(trial_params(frozen).get("model", config.train.model)),
         n_features=task.n_features,
         n_outputs=task.n_classes if task.kind == "classification" else 1,
         image_shape=task.image_shape,

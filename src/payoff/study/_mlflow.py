@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from payoff._errors import ConfigError
+from payoff.study._study import trial_params
 
 if TYPE_CHECKING:
     from payoff.study._study import Study
@@ -66,7 +67,7 @@ def export_mlflow(
             },
         )
         stamp = int(t.datetime_start.timestamp() * 1000) if t.datetime_start else 0
-        params = [Param(k, str(v)) for k, v in t.params.items()]
+        params = [Param(k, str(v)) for k, v in trial_params(t).items()]
         metrics = [
             Metric(k, float(v), stamp, 0)
             for k, v in t.user_attrs.items()

@@ -94,7 +94,7 @@ def run_ray(
     remote = ray.remote(_ray_trial).options(
         num_cpus=ex.cpus_per_trial, num_gpus=ex.gpus_per_trial, max_retries=0
     )
-    distributions = _distributions(plan_trials(config))
+    distributions = _distributions(study, plan_trials(config))
     payload = (config.model_dump(mode="json"), url, str(artifacts) if artifacts else None)
     running: dict[Any, optuna.Trial] = {}
     tries: dict[str, int] = {}

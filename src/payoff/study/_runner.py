@@ -37,7 +37,7 @@ from payoff.study._pretraining import (
     uses_pretraining,
 )
 from payoff.study._storage import artifact_store, artifacts_dir, open_storage, storage_url
-from payoff.study._study import Study
+from payoff.study._study import Study, trial_params
 from payoff.study._trial import Trial
 from payoff.tasks._augment import augmenter
 
@@ -418,12 +418,17 @@ def _check_compatible(url: str, config: StudyConfig) -> None:
         return
     stored = existing.user_attrs.get("config", {}).get("task", {})
     new = config.task.model_dump(mode="json")
-    changed = [k for k in new if k != "metric" and stored.get(k) != new[k]]
+    # The stored trials mean what their task says: another dataset, label, model family or
+    # metric would mix results that do not compare. More lever values or seeds are welcome.
+    changed = [
+        k for k in new if stored.get(k) != new[k] and not (k == "metric" and not stored.get(k))
+    ]
     if stored and changed:
         raise ConfigError(
             f"study {config.study!r} already exists in {url} with a different task "
-            f"({', '.join(f'{k}: {stored.get(k)!r} -> {new[k]!r}' for k in changed)}). "
-            "Give the study another name, or use another --storage."
+            f"({', '.join(f'task.{k}: {stored.get(k)!r} -> {new[k]!r}' for k in changed)}). "
+            "Give the study another name, or use another --storage; adding lever values or "
+            "seeds to the same task is fine."
         )
 
 
@@ -488,7 +493,7 @@ def _fail_interrupted(
     trial = storage.get_trial(trial_id)
     key = trial.user_attrs.get("plan_key")
     if requeue and key is not None:
-        study.enqueue_trial(trial.params, user_attrs={"plan_key": key})
+        study.enqueue_trial(trial_params(trial), user_attrs={"plan_key": key})
     _logger.warning("trial %d: %s%s", number, reason, "; it will run again" if requeue else "")
 
 
@@ -575,7 +580,7 @@ def _run_waiting(
 ) -> str | None:
     """Run the queued trials; return why it stopped early (the budget), or None when done."""
     by_key = {p.key: p for p in planned}
-    distributions = _distributions(planned)
+    distributions = _distributions(study, planned)
     store = artifact_store(result.storage, result.artifacts)
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         stop = _budget_stop(study, prepared.config)
@@ -616,10 +621,16 @@ def claim(
             if not taken:
                 continue  # another worker took it first
             storage.set_trial_user_attr(waiting._trial_id, "owner", me)  # a racer may have written
+            fixed = waiting.system_attrs.get("fixed_params", {})
+            # The whole setting, whatever Optuna can record of it (below).
+            storage.set_trial_user_attr(waiting._trial_id, "params", fixed)
             trial = optuna.Trial(study, waiting._trial_id)
             for name, distribution in distributions.items():
                 # Enqueued settings are the trial's fixed params: suggesting records them.
-                trial.suggest_categorical(name, distribution.choices)
+                # Optuna keeps one set of choices a param for the study's life, so a value
+                # added to a lever later is kept only in the "params" attribute.
+                if name in fixed and fixed[name] in distribution.choices:
+                    trial.suggest_categorical(name, distribution.choices)
             return trial
     return None
 
@@ -639,11 +650,12 @@ def _run_one(
     config = prepared.config
     key = trial.user_attrs.get("plan_key", "")
     p = by_key.get(key)
-    setting = p.setting if p else {k: v for k, v in trial.params.items() if k != "seed"}
+    params = trial_params(study._storage.get_trial(trial._trial_id))
+    setting = p.setting if p else {k: v for k, v in params.items() if k != "seed"}
     context = Trial(
         optuna_trial=trial,
         setting=setting,
-        seed=int(trial.params.get("seed", 0)),
+        seed=int(params.get("seed", 0)),
         config=config,
         artifact_store=store,
     )
@@ -717,13 +729,24 @@ def _objective(returns: Mapping[str, float], config: StudyConfig) -> float | Non
     return None
 
 
-def _distributions(planned: list[PlannedTrial]) -> dict[str, CategoricalDistribution]:
+def _distributions(
+    study: optuna.Study, planned: list[PlannedTrial]
+) -> dict[str, CategoricalDistribution]:
+    """Return each param's distribution: the one the study already stores (Optuna refuses
+    another), else the planned values'."""
     choices: dict[str, list[Any]] = {}
     for p in planned:
         for name, value in p.params().items():
             if value not in choices.setdefault(name, []):
                 choices[name].append(value)
-    return {name: CategoricalDistribution(values) for name, values in choices.items()}
+    out = {name: CategoricalDistribution(values) for name, values in choices.items()}
+    for t in study.get_trials(deepcopy=False):
+        for name, distribution in t.distributions.items():
+            if isinstance(distribution, CategoricalDistribution):
+                out[name] = distribution
+        if t.distributions:
+            break  # Optuna checks against the first trial that recorded the param
+    return out
 
 
 __all__ = ["RunObserver", "encode", "run"]

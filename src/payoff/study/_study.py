@@ -22,7 +22,13 @@ if TYPE_CHECKING:
     from payoff.config import StudyConfig
     from payoff.study._record import StudyRecord
 
-_HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted"}
+_HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted", "params"}
+
+
+def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """Return a trial's setting and seed: its Optuna params and what Optuna could not record
+    (values added to a lever after the study's first trial)."""
+    return {**trial.params, **trial.user_attrs.get("params", {})}
 
 
 class Study:
@@ -93,7 +99,7 @@ class Study:
             ):
                 continue
             row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-            row |= {k: v for k, v in t.params.items()}
+            row |= trial_params(t)
             row |= {k: v for k, v in attrs.items() if k not in _HIDDEN}
             rows.append(row)
         frame = pd.DataFrame(rows)

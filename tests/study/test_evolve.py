@@ -1,0 +1,84 @@
+"""Studies that evolve: more lever values or seeds run only the new trials; a change that
+would make stored trials mean something else is refused before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import payoff
+from payoff.cli import app
+from tests.conftest import write_study
+
+runner = CliRunner()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, payoff.Study]:
+    tmp = tmp_path_factory.mktemp("evolve")
+    db = tmp / "p.db"
+    first = payoff.run(write_study(tmp / "a.yaml", levers={"data": [0.5, 1.0]}), storage=db)
+    assert len(first.trials()) == 2
+    # A value between the old ones, and a second seed for every setting.
+    again = write_study(tmp / "b.yaml", levers={"data": [0.5, 0.75, 1.0]}, seeds=2)
+    result = runner.invoke(app, ["run", str(again), "--storage", str(db)])
+    assert result.exit_code == 0, result.output
+    return db, payoff.load("tiny", db)
+
+
+def test_adding_lever_values_and_seeds_runs_only_the_new_trials(
+    grown: tuple[Path, payoff.Study],
+) -> None:
+    _, study = grown
+    frame = study.trials_frame()
+    assert len(frame) == 6  # 2 kept + 4 new (0.75 x 2 seeds, 0.5 and 1.0 seed 1)
+    assert sorted(zip(frame["data"], frame["seed"], strict=True)) == [
+        (0.5, 0), (0.5, 1), (0.75, 0), (0.75, 1), (1.0, 0), (1.0, 1),
+    ]  # fmt: skip
+    # Each trial trained what its row says: n_train follows data.
+    n = frame.set_index("data")["n_train"]
+    assert n[0.5].iloc[0] < n[0.75].iloc[0] < n[1.0].iloc[0]
+    # And analysis sees old and new together.
+    rec = study.recommend()
+    assert {r["setting"]["data"] for r in rec.as_dict()["settings"]} == {0.5, 0.75, 1.0}
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("another dataset", {"task": {"dataset": "sklearn:digits"}}, "task.dataset"),
+        (
+            "another metric",
+            {"task": {"dataset": "sklearn:wine", "metric": "f1_macro", "model": "mlp"}},
+            "task.metric: 'accuracy' -> 'f1_macro'",
+        ),
+        (
+            "another model family",
+            {"task": {"dataset": "sklearn:wine", "metric": "accuracy", "model": "linear"}},
+            "task.model",
+        ),
+        ("a setting twice", {"levers": {"data": [0.5, 0.5]}}, "listed twice"),
+        ("an infinite setting", {"levers": {"data": [float("inf")]}}, "not a finite number"),
+        ("absurd epochs", {"levers": {"compute": {"epochs": [10_000_000]}}}, "largest sane setting"),
+        ("absurd seeds", {"seeds": 100_000_000}, "seeds"),
+        ("an infinite lr", {"train": {"lr": float("inf")}}, "lr"),
+    ],
+)
+def test_a_change_that_would_mislabel_stored_trials_is_refused_untouched(
+    grown: tuple[Path, payoff.Study], tmp_path: Path, name: str, overrides: dict, message: str
+) -> None:
+    db, _ = grown
+    before = _digest(db)
+    path = write_study(tmp_path / "c.yaml", **overrides)
+    result = runner.invoke(app, ["run", str(path), "--storage", str(db)])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output
+    assert _digest(db) == before
