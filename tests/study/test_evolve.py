@@ -66,7 +66,11 @@ def test_adding_lever_values_and_seeds_runs_only_the_new_trials(
         ),
         ("a setting twice", {"levers": {"data": [0.5, 0.5]}}, "listed twice"),
         ("an infinite setting", {"levers": {"data": [float("inf")]}}, "not a finite number"),
-        ("absurd epochs", {"levers": {"compute": {"epochs": [10_000_000]}}}, "largest sane setting"),
+        (
+            "absurd epochs",
+            {"levers": {"compute": {"epochs": [10_000_000]}}},
+            "largest sane setting",
+        ),
         ("absurd seeds", {"seeds": 100_000_000}, "seeds"),
         ("an infinite lr", {"train": {"lr": float("inf")}}, "lr"),
     ],

@@ -36,7 +36,13 @@ from payoff.study._pretraining import (
     prepare_pretraining,
     uses_pretraining,
 )
-from payoff.study._storage import artifact_store, artifacts_dir, open_storage, storage_url
+from payoff.study._storage import (
+    artifact_store,
+    artifacts_dir,
+    open_storage,
+    storage_url,
+    study_lock,
+)
 from payoff.study._study import Study, trial_params
 from payoff.study._trial import Trial
 from payoff.tasks._augment import augmenter
@@ -298,6 +304,7 @@ def run(
     parallel = jobs > 1 or config.executor.kind == "ray"
     n_done, n_todo = _enqueue_missing(
         optuna_study,
+        url,
         sorted(planned, key=_work, reverse=True) if parallel else planned,
         retry_failed=retry_failed,
     )
@@ -357,7 +364,7 @@ def _run_pilot(
     )
     stop, answers, n_rungs = "", [], 0
     for n_rungs, rung in enumerate(rungs, start=1):
-        _enqueue_missing(study, rung, retry_failed=retry_failed)
+        _enqueue_missing(study, result.storage, rung, retry_failed=retry_failed)
         budget_stop = _run_waiting(study, prepared, planned, result, observer)
         if budget_stop:
             stop = budget_stop
@@ -512,9 +519,17 @@ def _work(p: PlannedTrial) -> float:
 
 
 def _enqueue_missing(
+    study: optuna.Study, url: str, planned: list[PlannedTrial], *, retry_failed: bool
+) -> tuple[int, int]:
+    """Put every planned trial not yet done, running or waiting in the queue (under the
+    study's lock: the queue is read, then filled)."""
+    with study_lock(url, study.study_name):
+        return _enqueue_unlocked(study, planned, retry_failed=retry_failed)
+
+
+def _enqueue_unlocked(
     study: optuna.Study, planned: list[PlannedTrial], *, retry_failed: bool
 ) -> tuple[int, int]:
-    """Put every planned trial not yet done, running or waiting in the queue."""
     taken: set[str] = set()
     n_done = 0
     for t in study.get_trials(deepcopy=False):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,11 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.BaseStorage:
     # SQLite waits for a busy writer instead of failing at once when several processes write.
     kwargs = {"connect_args": {"timeout": 60}} if path is not None else {}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        # Opening creates the tables when missing: two first runs must not both do it.
+        with study_lock(url, "tables"):
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except ConfigError:
+        raise
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
         raise ConfigError(f"cannot open storage {url!r}: {err}") from None
     if path is not None:
@@ -84,6 +90,59 @@ def artifact_store(url: str, artifacts: str | Path | None = None) -> FileSystemA
     folder = artifacts_dir(url, artifacts)
     folder.mkdir(parents=True, exist_ok=True)
     return FileSystemArtifactStore(str(folder))
+
+
+@contextlib.contextmanager
+def study_lock(url: str, name: str, *, timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold a lock named ``name`` (a study's, or ``tables``) across processes while the block
+    reads, then writes: two runs never queue one trial twice nor both create the tables.
+    Not reentrant: never nest two.
+
+    SQLite: an exclusive lock on a file beside the database (its processes share a
+    machine). PostgreSQL: an advisory lock, which the server holds for any host. Other
+    storages: no lock.
+    """
+    path = _sqlite_path(url)
+    if path is not None:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{path}.lock", "a+b") as f:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise ConfigError(
+                            f"another payoff process has held {path}.lock for "
+                            f"{timeout_s:.0f} s; is one stuck?"
+                        ) from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    key = int.from_bytes(
+        hashlib.sha256(f"payoff:{name}".encode()).digest()[:8], "big", signed=True
+    )
+    try:
+        with engine.connect() as con:
+            con.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                con.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,62 @@
+"""Independent `payoff run` commands on one study, started together on a fresh storage: every
+planned trial runs exactly once, and every command ends well."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+
+from tests.conftest import write_study
+from tests.postgres import postgres_server
+
+N_PLANNED = 12  # 3 data x 2 compute x 2 seeds
+
+
+def _runs_together(study: Path, url: str, n: int, cwd: Path) -> list[subprocess.CompletedProcess]:
+    cmd = [sys.executable, "-m", "payoff", "run", str(study), "--storage", url]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+        for _ in range(n)
+    ]
+    out = []
+    for p in procs:
+        stdout, _ = p.communicate(timeout=600)
+        out.append(subprocess.CompletedProcess(cmd, p.returncode, stdout))
+    return out
+
+
+def _once_each(url: str) -> None:
+    trials = optuna.load_study(study_name="tiny", storage=url).trials
+    complete = Counter(t.user_attrs["plan_key"] for t in trials if t.state.name == "COMPLETE")
+    assert len(complete) == N_PLANNED and set(complete.values()) == {1}, complete
+    queued = Counter(t.user_attrs.get("plan_key") for t in trials)
+    assert set(queued.values()) == {1}, queued  # nothing was queued twice
+
+
+def _study(tmp: Path) -> Path:
+    return write_study(
+        tmp / "s.yaml", levers={"data": [0.25, 0.5, 1.0], "compute": [1, 2]}, seeds=2
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 4])
+def test_independent_runs_on_a_fresh_sqlite_file(tmp_path: Path, n: int) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    for done in _runs_together(_study(tmp_path), url, n, tmp_path):
+        assert done.returncode == 0, done.stdout
+        assert "Traceback" not in done.stdout
+    _once_each(url)
+
+
+@pytest.mark.slow
+def test_independent_runs_on_postgresql(tmp_path: Path) -> None:
+    with postgres_server() as url:
+        for done in _runs_together(_study(tmp_path), url, 3, tmp_path):
+            assert done.returncode == 0, done.stdout
+        _once_each(url)
