@@ -326,6 +326,10 @@ def run(
             jobs=jobs,
             observer=observer,
         )
+        if _fail_orphans(optuna_study):
+            # A worker died mid-trial: its trial is queued again and runs here, so the
+            # command ends with the study complete (or says why it is not).
+            stop = _run_waiting(optuna_study, prepared, planned, result, observer)
     else:
         stop = _run_waiting(optuna_study, prepared, planned, result, observer)
     observer.on_stop(stop or "all planned trials done")
@@ -469,8 +473,10 @@ def _deferred_interrupts() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def _fail_orphans(study: optuna.Study) -> None:
-    """Mark trials left running by a process that died as interrupted, so they run again."""
+def _fail_orphans(study: optuna.Study) -> int:
+    """Mark trials left running by a process that died as interrupted, so they run again;
+    return how many."""
+    n = 0
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.user_attrs.get("owner")
@@ -483,6 +489,8 @@ def _fail_orphans(study: optuna.Study) -> None:
         if orphan:
             reason = "interrupted: the process running it stopped before it finished"
             _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True)
+            n += 1
+    return n
 
 
 def _fail_interrupted(
