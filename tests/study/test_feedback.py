@@ -98,3 +98,33 @@ def test_a_missing_file_and_a_named_label_column(wine: tuple[Path, Path], tmp_pa
         app, ["feedback", "tiny", str(csv), "--label", "cultivar", "--storage", str(db)]
     )
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_feedbacks_at_once_each_become_a_version_and_none_is_lost(
+    wine: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    _, db = wine
+    files = []
+    for i in range(3):
+        csv = tmp_path / f"labels{i}.csv"
+        _wine_rows(10 + i, seed=i).to_csv(csv, index=False)
+        files.append(csv)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "payoff", "feedback", "tiny", str(f), "--storage", str(db)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for f in files
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+    stored = payoff.load("tiny", db).optuna.user_attrs["feedback"]
+    assert sorted(b["data_version"] for b in stored) == [1, 2, 3]
+    assert sorted(b["n_rows"] for b in stored) == [10, 11, 12]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff.study._storage import study_lock
 
 if TYPE_CHECKING:
     import optuna
@@ -189,17 +190,20 @@ def add_feedback(
         if usd_per_label is not None
         else labels_usd_per_example(config, load_price_book(config.prices))
     )
-    stored = batches(study.optuna)
-    n_train = len(task.y_train) + sum(b["n_rows"] for b in stored) + len(rows)
-    batch = FeedbackBatch(
-        file=str(path.resolve()),
-        n_rows=len(rows),
-        usd_per_label=price,
-        cost_usd_labels=price * len(rows),
-        data_version=len(stored) + 1,
-        n_train=n_train,
-    )
-    added = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    entry = {**dataclasses.asdict(batch), "added": added, "records": rows}
-    study.optuna.set_user_attr(_ATTR, [*stored, entry])
+    # Read, then write the batches under the study's lock: two feedbacks at once must not
+    # both become data version 1, one of them lost.
+    with study_lock(study.storage, study.name):
+        stored = batches(study.optuna)
+        n_train = len(task.y_train) + sum(b["n_rows"] for b in stored) + len(rows)
+        batch = FeedbackBatch(
+            file=str(path.resolve()),
+            n_rows=len(rows),
+            usd_per_label=price,
+            cost_usd_labels=price * len(rows),
+            data_version=len(stored) + 1,
+            n_train=n_train,
+        )
+        added = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        entry = {**dataclasses.asdict(batch), "added": added, "records": rows}
+        study.optuna.set_user_attr(_ATTR, [*stored, entry])
     return batch
