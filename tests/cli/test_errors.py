@@ -59,6 +59,11 @@ BROKEN: list[tuple[str, dict[str, object], str]] = [
         "give their mix too",
     ),
     (
+        "roc_auc on a three-class task",
+        {"task": {"dataset": "sklearn:wine", "metric": "roc_auc"}},
+        "metric 'roc_auc' needs a binary task, this one has 3 classes",
+    ),
+    (
         "a target in percent",
         {"task": {"dataset": "sklearn:wine"}, "target": {"accuracy": 80}},
         "target.accuracy: 80 is outside [0, 1], where accuracy lies; for 80% write 0.8",

@@ -131,3 +131,20 @@ def test_loadtest_refuses_records_json_cannot_carry() -> None:
 
     with pytest.raises(payoff.ConfigError, match="cannot be sent as JSON"):
         run_loadtest("http://127.0.0.1:9", [{"alcohol": float("nan")}], n_requests=1)
+
+
+def test_serve_on_a_busy_port_is_exit_2_before_announcing(
+    server: str, served_study: payoff.Study
+) -> None:
+    port = server.rsplit(":", 1)[1]  # the running server holds it
+    storage = served_study.storage.removeprefix("sqlite:///")
+    result = CliRunner().invoke(cli, ["serve", "tiny", "--storage", storage, "--port", port])
+    assert result.exit_code == 2, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "serving study" not in result.output
+
+
+def test_serve_on_a_port_out_of_range_is_exit_2() -> None:
+    result = CliRunner().invoke(cli, ["serve", "tiny", "--port", "70000"])
+    assert result.exit_code == 2
+    assert "65535" in result.output

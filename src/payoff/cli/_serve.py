@@ -16,7 +16,9 @@ def serve(
     study: Annotated[str, typer.Argument(help="The study's name.")],
     trial: Annotated[str, typer.Option("--trial", help="best, or a trial number.")] = "best",
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
+    ] = 8000,
     api_key_env: Annotated[
         str | None,
         typer.Option("--api-key-env", help="Environment variable holding the API key."),
@@ -39,6 +41,7 @@ def serve(
             api_key = os.environ.get(api_key_env)
             if not api_key:
                 raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
+        _check_port(host, port)  # before anything is announced
         s = payoff.load(study, storage)
         web = create_app(s, trial, api_key=api_key, max_batch=max_batch, quantize=quantize)
         model = web.state.model
@@ -53,6 +56,22 @@ def serve(
             highlight=False,
         )
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port this process cannot listen on (taken, or privileged)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise payoff.ConfigError(
+                f"cannot listen on {host}:{port}: {err.strerror or err}. Choose another "
+                "--port (or stop what holds it)."
+            ) from None
 
 
 @app.command()

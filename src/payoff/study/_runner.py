@@ -108,9 +108,9 @@ def _prepare(
         if version:
             task = with_feedback(task, records(study))
         metric = metric or ("accuracy" if task.kind == "classification" else "r2")
-        check_metric(metric, task.kind)
-        for name in [*config.target, *(config.pilot.target or {})]:
-            check_metric(name, task.kind)
+        n_classes = task.n_classes if task.kind == "classification" else None
+        for name in [metric, *config.target, *(config.pilot.target or {})]:
+            check_metric(name, task.kind, n_classes=n_classes)
         _check_target_bounds(config)
         if task.kind == "classification":
             _check_value_classes(config, task.classes)
