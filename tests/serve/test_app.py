@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+import payoff
 from payoff.serve import TrainedModel, read_log
+from payoff.serve._log import PredictionLog
 from tests.serve.conftest import API_KEY, TestClient
 
 KEY = {"X-API-Key": API_KEY}
@@ -38,6 +40,21 @@ def test_predicts_labels_and_probabilities(
         assert list(probs.values()) == pytest.approx(list(row), abs=1e-4)
     logged, predictions = read_log(log_path, limit=5)
     assert predictions == body["predictions"] and logged == records[:5]
+    # What users sent is readable by the service's owner only.
+    assert log_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_log_in_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(payoff.ConfigError, match="cannot open the prediction log"):
+        PredictionLog(blocked / "log.db")
+    not_a_log = tmp_path / "notes.db"
+    not_a_log.write_text("these are notes, not SQLite")
+    with pytest.raises(payoff.ConfigError, match="cannot open the prediction log"):
+        PredictionLog(not_a_log)
+    with pytest.raises(payoff.ConfigError, match="is not a payoff prediction log"):
+        read_log(not_a_log)
 
 
 def _missing(r: dict[str, Any]) -> dict[str, Any]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from payoff._errors import ConfigError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
@@ -25,14 +28,28 @@ class PredictionLog:
     """Append-only SQLite log of ``(time, trial, record, prediction)`` rows; thread-safe."""
 
     def __init__(self, path: str | Path) -> None:
+        """Open (creating, readable by its owner only) the log at ``path``.
+
+        Raises:
+            ConfigError: the folder cannot be written, or the file is not a prediction log.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The log holds what users sent: private from the start (SQLite gives its WAL
+            # files the same mode).
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+            self._db.commit()
+        except (OSError, sqlite3.Error) as err:
+            raise ConfigError(
+                f"cannot open the prediction log at {self.path}: {err}. Give a file in a "
+                "folder you can write (serve's log sits beside the study's SQLite file)."
+            ) from None
 
     def append(
         self, trial: int, records: Sequence[dict[str, Any]], predictions: Sequence[Any]
@@ -72,6 +89,11 @@ def read_log(
             query += " LIMIT ?"
             params.append(limit)
         rows = db.execute(query, params).fetchall()
+    except sqlite3.Error as err:
+        raise ConfigError(
+            f"{path} is not a payoff prediction log ({err}): give the file `payoff serve` "
+            "wrote (--log)."
+        ) from None
     finally:
         db.close()
     rows.reverse()
