@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -148,3 +149,16 @@ def test_serve_on_a_port_out_of_range_is_exit_2() -> None:
     result = CliRunner().invoke(cli, ["serve", "tiny", "--port", "70000"])
     assert result.exit_code == 2
     assert "65535" in result.output
+
+
+def test_loadtest_says_why_requests_failed(server: str) -> None:
+    # Batches above the service's --max-batch (1,024) are all refused.
+    args = ["loadtest", server, "--requests", "4", "--concurrency", "2", "--batch", "2000"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert re.search(r"no request succeeded \(4\d\d: 4\); first error: 4\d\d: \{", said), said
+    unset = CliRunner().invoke(
+        cli, ["loadtest", server, "--api-key-env", "PAYOFF_TEST_KEY_THAT_IS_UNSET"]
+    )
+    assert unset.exit_code == 2 and "that variable is unset" in unset.output

@@ -105,8 +105,12 @@ def loadtest(
     from payoff.serve import example_records, price_serving, run_loadtest, store_serving_price
 
     with _user_errors():
+        api_key = None
+        if api_key_env is not None:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
         s = payoff.load(study, storage) if study else None
-        api_key = os.environ.get(api_key_env) if api_key_env else None
         result = run_loadtest(
             url,
             example_records(s) if s else None,
@@ -133,9 +137,17 @@ def loadtest(
             f"{result.latency_p95_s * 1e3:.2f} ms, p99 {result.latency_p99_s * 1e3:.2f} ms",
             highlight=False,
         )
-        console.print(f"errors: {result.n_errors} ({result.error_rate:.2%})", highlight=False)
+        by_status = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items()))
+        console.print(
+            f"errors: {result.n_errors} ({result.error_rate:.2%}); by status: {by_status}"
+            + (f"; first error: {result.first_error}" if result.first_error else ""),
+            highlight=False,
+        )
         if result.throughput_per_s <= 0:
-            raise payoff.ConfigError("no request succeeded; nothing to price.")
+            raise payoff.ConfigError(
+                f"no request succeeded ({by_status}); first error: {result.first_error}. "
+                "Nothing to price."
+            )
         config = s.config if s else None
         price = price_serving(
             result,

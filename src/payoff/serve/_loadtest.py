@@ -7,7 +7,7 @@ import itertools
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,8 @@ class LoadtestResult:
         latency_p95_s: 95th percentile latency.
         latency_p99_s: 99th percentile latency.
         stopped_early: The time limit ended the test before every request was sent.
+        statuses: Requests by HTTP status (``"no answer"`` for none).
+        first_error: The first failed request's status and body (cut short), or "".
     """
 
     url: str
@@ -65,6 +67,8 @@ class LoadtestResult:
     latency_p95_s: float
     latency_p99_s: float
     stopped_early: bool
+    statuses: dict[str, int] = field(default_factory=dict)
+    first_error: str = ""
 
     @property
     def error_rate(self) -> float:
@@ -205,8 +209,10 @@ async def _drive(
     import httpx
 
     latencies: list[float] = []
+    statuses: dict[str, int] = {}
     n_errors = 0
     n_sent = 0
+    first_error = ""
     start = time.perf_counter()
     deadline = start + time_limit_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -216,19 +222,22 @@ async def _drive(
     ) as client:
 
         async def worker() -> None:
-            nonlocal n_errors, n_sent
+            nonlocal n_errors, n_sent, first_error
             while n_sent < n_requests and time.perf_counter() < deadline:
                 payload = payloads[n_sent % len(payloads)]
                 n_sent += 1
                 t0 = time.perf_counter()
                 try:
                     response = await client.post("/predict", content=payload)
-                    ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    status, ok = str(response.status_code), response.status_code == 200
+                    body = "" if ok else response.text
+                except httpx.HTTPError as err:
+                    status, ok, body = "no answer", False, f"{type(err).__name__}: {err}"
                 latencies.append(time.perf_counter() - t0)
+                statuses[status] = statuses.get(status, 0) + 1
                 if not ok:
                     n_errors += 1
+                    first_error = first_error or f"{status}: {body[:300]}"
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     duration = time.perf_counter() - start
@@ -248,6 +257,8 @@ async def _drive(
         latency_p95_s=float(np.percentile(lat, 95)),
         latency_p99_s=float(np.percentile(lat, 99)),
         stopped_early=n_sent < n_requests,
+        statuses=statuses,
+        first_error=first_error,
     )
 
 
