@@ -101,3 +101,37 @@ def test_a_worker_killed_mid_trial_leaves_the_study_complete(tmp_path: Path) -> 
     assert killed, out
     assert proc.returncode == 0, out
     _once_each(url, interrupted=1)
+
+
+@pytest.mark.parametrize(("silent_s", "requeued"), [(3600.0, True), (0.0, False)])
+def test_a_trial_owned_on_another_host_runs_again_once_its_heartbeat_is_stale(
+    tmp_path: Path, silent_s: float, requeued: bool
+) -> None:
+    import time
+
+    import payoff
+    from payoff.config import load_config
+    from payoff.study._design import plan_trials
+    from payoff.study._runner import _distributions, claim
+
+    db = tmp_path / "p.db"
+    payoff.run(write_study(tmp_path / "a.yaml", levers={"data": [0.5]}), storage=db)
+    grown = write_study(tmp_path / "b.yaml", levers={"data": [0.5, 1.0]})
+    planned = plan_trials(load_config(grown))
+    (new,) = [p for p in planned if p.setting["data"] == 1.0]
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}")
+    study.enqueue_trial(new.params(), user_attrs={"plan_key": new.key})
+    # Another machine took it, then (for the stale case) went silent an hour ago.
+    taken = claim(
+        study, _distributions(study, planned), host="elsewhere", started=time.time() - 3600
+    )
+    assert taken is not None
+    study._storage.set_trial_user_attr(taken._trial_id, "heartbeat", time.time() - silent_s)
+    payoff.run(grown, storage=db)
+    trials = [t for t in study.get_trials() if t.user_attrs.get("plan_key") == new.key]
+    states = sorted(t.state.name for t in trials)
+    if requeued:
+        assert states == ["COMPLETE", "FAIL"]
+        assert "interrupted" in next(t for t in trials if t.state.name == "FAIL").user_attrs
+    else:  # a live owner elsewhere keeps its trial
+        assert states == ["RUNNING"]

@@ -473,6 +473,33 @@ def _deferred_interrupts() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
+# A running trial writes a heartbeat this often; one silent for STALE_S has lost its process
+# (on another host, where payoff cannot ask whether the process is alive).
+HEARTBEAT_S = 30.0
+STALE_S = 300.0
+
+
+@contextlib.contextmanager
+def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
+    """Write the trial's ``heartbeat`` attribute every HEARTBEAT_S while the block runs."""
+    storage, stop = study._storage, threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                storage.set_trial_user_attr(trial_id, "heartbeat", time.time())
+            except Exception:  # noqa: BLE001 - a missed beat only delays the stale check
+                _logger.debug("trial %d: heartbeat not written", trial_id, exc_info=True)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _fail_orphans(study: optuna.Study) -> int:
     """Mark trials left running by a process that died as interrupted, so they run again;
     return how many."""
@@ -484,8 +511,11 @@ def _fail_orphans(study: optuna.Study) -> int:
             # Killed between claiming and marking (a few ms): orphaned once it is stale.
             started = t.datetime_start.timestamp() if t.datetime_start else 0.0
             orphan = time.time() - started > 60
-        else:
-            orphan = owner["host"] == host and not _alive(owner["pid"], owner["started"])
+        elif owner["host"] == host:
+            orphan = not _alive(owner["pid"], owner["started"])
+        else:  # another host's process: alive while its heartbeat is
+            last = float(t.user_attrs.get("heartbeat", owner["started"]))
+            orphan = time.time() - last > STALE_S
         if orphan:
             reason = "interrupted: the process running it stopped before it finished"
             _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True)
@@ -686,7 +716,10 @@ def _run_one(
     returns: Mapping[str, float] = {}
     failure = skipped = None
     try:
-        with measure(f"trial-{trial.number}", energy=energy) as meter:
+        with (
+            _heartbeat(study, trial._trial_id),
+            measure(f"trial-{trial.number}", energy=energy) as meter,
+        ):
             try:
                 returns = prepared.function(context)
             except TrialSkipped as err:

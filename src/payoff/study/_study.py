@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from payoff.config import StudyConfig
     from payoff.study._record import StudyRecord
 
-_HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted", "params"}
+_HIDDEN = {"owner", "curve", "fail_traceback", "plan_key", "interrupted", "params", "heartbeat"}
 
 
 def trial_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
