@@ -104,6 +104,17 @@ def test_broken_study_exits_2_with_a_clear_message(
     assert _digest(storage) == before
 
 
+def test_read_only_storage_exits_2_and_stays_as_it_was(storage: Path, tmp_path: Path) -> None:
+    before = _digest(storage)
+    # More data for the stored study: a run that must write, on a storage opened read-only.
+    path = write_study(tmp_path / "more.yaml", levers={"data": [0.5, 0.75]}, train={"epochs": 1})
+    url = f"sqlite:///file:{storage}?mode=ro&uri=true"
+    result = runner.invoke(app, ["run", str(path), "--storage", url])
+    assert result.exit_code == 2, result.output
+    assert "the study's storage is read-only" in result.output
+    assert _digest(storage) == before
+
+
 def test_not_yaml_exits_2(storage: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("study: x\ntask: {dataset: [unclosed\n")

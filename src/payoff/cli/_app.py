@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -56,6 +57,35 @@ def _user_errors() -> Iterator[None]:
     except PayoffError as err:
         err_console.print(f"[red]error:[/] {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+    except Exception as err:
+        why = _environment_fault(err)
+        if why is None:
+            raise
+        err_console.print(f"[red]error:[/] {why}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+
+
+def _environment_fault(err: BaseException) -> str | None:
+    """Say what is wrong with the machine when ``err`` is a full disk or read-only storage
+    (SQLite's words, through SQLAlchemy); None for anything else."""
+    chain: list[BaseException] = []
+    e: BaseException | None = err
+    while e is not None and len(chain) < 10:  # Optuna wraps SQLAlchemy wraps sqlite3
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    text = " ".join(str(x) for x in chain).lower()
+    full = any(isinstance(x, OSError) and x.errno == errno.ENOSPC for x in chain)
+    if full or "disk is full" in text:
+        return (
+            "the disk holding the study's storage or artifacts is full: free space, or run "
+            "with --storage on another disk. Results stored so far are kept."
+        )
+    if "readonly database" in text or "read-only file system" in text:
+        return (
+            "the study's storage is read-only: run where you can write it, or copy it (and "
+            "its payoff-artifacts folder) somewhere writable and pass --storage."
+        )
+    return None
 
 
 def _setup_logging() -> None:

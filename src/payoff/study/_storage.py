@@ -26,7 +26,13 @@ def storage_url(storage: str | Path | None) -> str:
 
 
 def _sqlite_path(url: str) -> Path | None:
-    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    """The SQLite file a URL names (``sqlite:///p.db``, ``sqlite:///file:p.db?mode=ro&uri=true``)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    rest = url.removeprefix("sqlite:///")
+    if rest.startswith("file:"):
+        rest = rest.removeprefix("file:").split("?", 1)[0]
+    return Path(rest)
 
 
 def open_storage(url: str, *, create: bool) -> optuna.storages.BaseStorage:
@@ -106,8 +112,13 @@ def study_lock(url: str, name: str, *, timeout_s: float = 600.0) -> Iterator[Non
     if path is not None:
         import fcntl
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.lock", "a+b") as f:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(f"{path}.lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError:  # a read-only folder: nothing will be written there to race on
+            yield
+            return
+        with lock as f:
             deadline = time.monotonic() + timeout_s
             while True:
                 try:
