@@ -135,3 +135,40 @@ def test_a_trial_owned_on_another_host_runs_again_once_its_heartbeat_is_stale(
         assert "interrupted" in next(t for t in trials if t.state.name == "FAIL").user_attrs
     else:  # a live owner elsewhere keeps its trial
         assert states == ["RUNNING"]
+
+
+@pytest.mark.slow
+def test_a_trial_killed_after_uploading_leaves_no_orphan_weights(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    (tmp_path / "slowmod.py").write_text(
+        "import os, time\n"
+        "def train(trial):\n"
+        "    trial.save_weights({'w': [float(trial.seed)]})\n"
+        "    if os.environ.get('SLOW'):\n"
+        "        time.sleep(120)\n"
+        "    return {'accuracy': 0.5}\n"
+    )
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "study: slow\ntask: {function: 'slowmod:train', metric: accuracy}\nlevers: {x: [1]}\n"
+    )
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    cmd = [sys.executable, "-m", "payoff", "run", str(study), "--storage", url]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "SLOW": "1"}
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    folder = tmp_path / "p-artifacts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (folder.is_dir() and any(folder.iterdir())):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (orphan,) = list(folder.iterdir())  # uploaded, but its trial never finished
+    env.pop("SLOW")
+    done = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = optuna.load_study(study_name="slow", storage=url).trials
+    (complete,) = [t for t in trials if t.state.name == "COMPLETE"]
+    assert [p.name for p in folder.iterdir()] == [complete.user_attrs["weights_artifact"]]
+    assert not orphan.exists()

@@ -48,6 +48,8 @@ from payoff.study._trial import Trial
 from payoff.tasks._augment import augmenter
 
 if TYPE_CHECKING:
+    from optuna.artifacts import FileSystemArtifactStore
+
     from payoff.meter import EnergyMeter
     from payoff.prices import HardwareChoice, PriceBook
 
@@ -292,7 +294,7 @@ def run(
     optuna_study.set_user_attr("payoff_version", _version())
     if prepared.n_available is not None:
         optuna_study.set_user_attr("n_train_available", prepared.n_available)
-    _fail_orphans(optuna_study)
+    _fail_orphans(optuna_study, artifact_store(url, artifacts))
     if data_version(optuna_study):
         prepared = _prepare(config, function, optuna_study)
     result = Study(optuna_study, storage=url, artifacts=artifacts)
@@ -326,7 +328,7 @@ def run(
             jobs=jobs,
             observer=observer,
         )
-        if _fail_orphans(optuna_study):
+        if _fail_orphans(optuna_study, artifact_store(url, artifacts)):
             # A worker died mid-trial: its trial is queued again and runs here, so the
             # command ends with the study complete (or says why it is not).
             stop = _run_waiting(optuna_study, prepared, planned, result, observer)
@@ -500,9 +502,9 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
         thread.join(timeout=5)
 
 
-def _fail_orphans(study: optuna.Study) -> int:
-    """Mark trials left running by a process that died as interrupted, so they run again;
-    return how many."""
+def _fail_orphans(study: optuna.Study, store: FileSystemArtifactStore | None = None) -> int:
+    """Mark trials left running by a process that died as interrupted, so they run again
+    (their uploads removed from ``store``); return how many."""
     n = 0
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -518,15 +520,22 @@ def _fail_orphans(study: optuna.Study) -> int:
             orphan = time.time() - last > STALE_S
         if orphan:
             reason = "interrupted: the process running it stopped before it finished"
-            _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True)
+            _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True, store=store)
             n += 1
     return n
 
 
 def _fail_interrupted(
-    study: optuna.Study, trial_id: int, number: int, reason: str, *, requeue: bool
+    study: optuna.Study,
+    trial_id: int,
+    number: int,
+    reason: str,
+    *,
+    requeue: bool,
+    store: FileSystemArtifactStore | None = None,
 ) -> None:
-    """Store a trial whose process died as failed; with ``requeue``, queue it to run again."""
+    """Store a trial whose process died as failed; with ``requeue``, queue it to run again
+    and remove (from ``store``) the weights and predictions it had uploaded."""
     storage = study._storage
     if storage.get_trial(trial_id).state != TrialState.RUNNING:
         return  # it was stored before its process died
@@ -536,10 +545,21 @@ def _fail_interrupted(
         storage.set_trial_user_attr(trial_id, "interrupted", True)
     study.tell(number, state=TrialState.FAIL)
     trial = storage.get_trial(trial_id)
+    if requeue and store is not None:
+        _drop_artifacts(trial, store)
     key = trial.user_attrs.get("plan_key")
     if requeue and key is not None:
         study.enqueue_trial(trial_params(trial), user_attrs={"plan_key": key})
     _logger.warning("trial %d: %s%s", number, reason, "; it will run again" if requeue else "")
+
+
+def _drop_artifacts(trial: optuna.trial.FrozenTrial, store: FileSystemArtifactStore) -> None:
+    """Remove what an interrupted trial uploaded (Optuna records each upload on the trial
+    as it happens): its run again uploads its own, and nothing is left unreferenced."""
+    for name in trial.system_attrs:
+        if name.startswith("artifacts:"):
+            with contextlib.suppress(Exception):  # already gone: nothing to remove
+                store.remove(name.removeprefix("artifacts:"))
 
 
 def _work(p: PlannedTrial) -> float:
@@ -734,6 +754,7 @@ def _run_one(
             trial.set_user_attr("fail_reason", "interrupted by Ctrl-C")
             trial.set_user_attr("interrupted", True)
             study.tell(trial, state=TrialState.FAIL)
+            _drop_artifacts(study._storage.get_trial(trial._trial_id), store)
         raise
     attrs = {
         **context.fields,

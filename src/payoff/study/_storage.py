@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
@@ -91,11 +93,23 @@ def artifacts_dir(url: str, artifacts: str | Path | None = None) -> Path:
     return path.with_name(path.stem + "-artifacts") if path else Path("payoff-artifacts")
 
 
+class _AtomicStore(FileSystemArtifactStore):
+    """Optuna's file store, writing each artifact whole: a trial killed mid-upload leaves
+    a temporary file, never a truncated artifact under its id."""
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        path = self._get_filepath(artifact_id)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as f:
+            shutil.copyfileobj(content_body, f)
+        os.replace(tmp, path)
+
+
 def artifact_store(url: str, artifacts: str | Path | None = None) -> FileSystemArtifactStore:
     """Return (creating its folder) the Optuna artifact store that keeps trial weights."""
     folder = artifacts_dir(url, artifacts)
     folder.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(str(folder))
+    return _AtomicStore(str(folder))
 
 
 @contextlib.contextmanager
