@@ -72,6 +72,11 @@ def test_an_unwritable_report_path_is_exit_2(study: tuple[Path, Path], tmp_path:
     )
     assert result.exit_code == 2, result.output
     assert "cannot write the report to" in result.output
+    exported = runner.invoke(
+        app, ["export", "tiny", "--storage", str(db), "-o", str(blocked / "m.onnx")]
+    )
+    assert exported.exit_code == 2, exported.output
+    assert "cannot write the exported model to" in exported.output
 
 
 def test_a_study_name_from_storage_never_becomes_a_path_outside_the_folder(
