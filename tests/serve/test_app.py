@@ -183,3 +183,16 @@ def test_openapi_names_the_features(client: TestClient, trained: TrainedModel) -
 def test_overflowing_values_get_422(client: TestClient, records: list[dict[str, Any]]) -> None:
     r = _post(client, {"records": [{**records[0], "alcohol": 1e308}]})
     assert r.status_code == 422 and "too large" in r.json()["message"]
+
+
+def test_the_log_keeps_its_newest_rows_only(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "log.db", max_rows=1000)
+    for i in range(300):  # 300 requests of 10 records: 3,000 rows written
+        log.append(0, [{"i": i * 10 + k} for k in range(10)], [0] * 10)
+    log.close()
+    records, _ = read_log(tmp_path / "log.db")
+    # Pruned every 100 requests to the newest 1,000: at most 1,000 + 99 x 10 remain.
+    assert 1000 <= len(records) <= 1990
+    assert records[-1] == {"i": 2999}
+    newest, _ = read_log(tmp_path / "log.db", limit=50)
+    assert [r["i"] for r in newest] == list(range(2950, 3000))

@@ -28,6 +28,9 @@ def serve(
         str | None,
         typer.Option("--quantize", help="int8: int8 Linear weights (ONNX Runtime dynamic)."),
     ] = None,
+    log_max_rows: Annotated[
+        int, typer.Option("--log-max-rows", min=1000, help="Rows the prediction log keeps.")
+    ] = 1_000_000,
     storage: StorageOpt = None,
 ) -> None:
     """Serve a trial's model (ONNX Runtime): POST /predict, GET /health, GET /metrics."""
@@ -43,7 +46,14 @@ def serve(
                 raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
         _check_port(host, port)  # before anything is announced
         s = payoff.load(study, storage)
-        web = create_app(s, trial, api_key=api_key, max_batch=max_batch, quantize=quantize)
+        web = create_app(
+            s,
+            trial,
+            api_key=api_key,
+            max_batch=max_batch,
+            quantize=quantize,
+            log_max_rows=log_max_rows,
+        )
         model = web.state.model
         check, int8 = web.state.check, ""
         if web.state.quantize == "int8":
@@ -176,6 +186,9 @@ def monitor(
         int | None, typer.Option("--trial", help="Only this trial's traffic.")
     ] = None,
     psi_threshold: Annotated[float, typer.Option("--psi-threshold")] = 0.2,
+    window: Annotated[
+        int, typer.Option("--window", min=50, help="The newest logged records to compare.")
+    ] = 10_000,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -189,7 +202,11 @@ def monitor(
 
     with _user_errors():
         report = drift(
-            payoff.load(study, storage), log_path=log, trial=trial, psi_threshold=psi_threshold
+            payoff.load(study, storage),
+            log_path=log,
+            trial=trial,
+            psi_threshold=psi_threshold,
+            window=window,
         )
     if as_json:
         print(json.dumps(dataclasses.asdict(report), indent=1))

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 
 from payoff.serve._encode import RecordEncoder
 from payoff.serve._export import parse_quantize, served_model
-from payoff.serve._log import PredictionLog
+from payoff.serve._log import MAX_ROWS, PredictionLog
 from payoff.serve._model import TrainedModel, categorical_columns, default_log_path, load_trained
 
 if TYPE_CHECKING:
@@ -225,6 +225,7 @@ def create_app(
     model: TrainedModel | None = None,
     quantize: str | None = None,
     n_threads: int = 1,
+    log_max_rows: int = MAX_ROWS,
 ) -> FastAPI:
     """Return the prediction service for a trial's model, answered by ONNX Runtime.
 
@@ -243,6 +244,7 @@ def create_app(
             header (401 otherwise); ``/health`` stays open for probes.
         log_path: SQLite file logging inputs and predictions [default: beside the
             study's storage, ``STUDY-predictions.db``].
+        log_max_rows: The most rows the log keeps (the oldest go first).
         max_batch: The most records one request may carry (422 above it).
         max_body_bytes: The largest request body accepted (413 above it).
         model: An already loaded model of that study (saves loading it again).
@@ -264,7 +266,9 @@ def create_app(
     model = model or load_trained(study, trial)
     task = model.task
     onnx_model, session, check = served_model(model, quantize, n_threads=n_threads)
-    log = PredictionLog(log_path if log_path is not None else default_log_path(study))
+    log = PredictionLog(
+        log_path if log_path is not None else default_log_path(study), max_rows=log_max_rows
+    )
     metrics = _Metrics()
     classify = task.kind == "classification"
     classes = list(task.classes)

@@ -24,16 +24,23 @@ CREATE TABLE IF NOT EXISTS predictions (
 """
 
 
-class PredictionLog:
-    """Append-only SQLite log of ``(time, trial, record, prediction)`` rows; thread-safe."""
+# Rows the log keeps by default: about a week of a busy service, a few hundred MB.
+MAX_ROWS = 1_000_000
 
-    def __init__(self, path: str | Path) -> None:
+
+class PredictionLog:
+    """SQLite log of ``(time, trial, record, prediction)`` rows, newest ``max_rows`` kept;
+    thread-safe."""
+
+    def __init__(self, path: str | Path, *, max_rows: int = MAX_ROWS) -> None:
         """Open (creating, readable by its owner only) the log at ``path``.
 
         Raises:
             ConfigError: the folder cannot be written, or the file is not a prediction log.
         """
         self.path = Path(path)
+        self.max_rows = max_rows
+        self._appends = 0
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +72,12 @@ class PredictionLog:
                 "INSERT INTO predictions (time_s, trial, record, prediction) VALUES (?, ?, ?, ?)",
                 rows,
             )
+            self._appends += 1
+            if self._appends % 100 == 0:  # retention, checked every 100 requests
+                self._db.execute(
+                    "DELETE FROM predictions WHERE id <= (SELECT MAX(id) FROM predictions) - ?",
+                    (self.max_rows,),
+                )
             self._db.commit()
 
     def close(self) -> None:

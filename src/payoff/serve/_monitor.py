@@ -69,12 +69,16 @@ def monitor(
     psi_threshold: float = PSI_THRESHOLD,
     ks_alpha: float = 0.01,
     min_served: int = 50,
+    window: int = 10_000,
 ) -> DriftReport:
     """Compare what the service logged with the training data, input by input.
 
     An input drifts when its PSI exceeds ``psi_threshold`` or a two-sample KS test rejects
     "same distribution" at ``ks_alpha`` (Bonferroni-corrected over the inputs). Retraining
     looks warranted when the predictions drift or a tenth of the inputs do.
+
+    Only the newest ``window`` logged records are read, so memory stays bounded however
+    long the log.
 
     Raises:
         ConfigError: no log, or fewer than ``min_served`` logged records.
@@ -92,7 +96,7 @@ def monitor(
             f"no prediction log at {str(path)!r}: serve the study first (payoff serve), "
             "or pass --log with the file the service wrote."
         )
-    records, predictions = read_log(path, trial=trial)
+    records, predictions = read_log(path, trial=trial, limit=window)
     if len(records) < min_served:
         raise ConfigError(
             f"the log holds {len(records)} served records; drift needs at least {min_served}."
