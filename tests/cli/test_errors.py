@@ -127,6 +127,17 @@ def test_read_only_storage_exits_2_and_stays_as_it_was(storage: Path, tmp_path: 
     assert _digest(storage) == before
 
 
+def test_a_storage_that_is_not_sqlite_exits_2(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_text("these are notes, not a database")
+    result = runner.invoke(app, ["trials", "tiny", "--storage", str(notes)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "file is not a database (not an SQLite file, or a damaged one)." in said
+    assert "[SQL:" not in said
+    assert notes.read_text() == "these are notes, not a database"
+
+
 def test_not_yaml_exits_2(storage: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("study: x\ntask: {dataset: [unclosed\n")

@@ -59,7 +59,10 @@ def open_storage(url: str, *, create: bool) -> optuna.storages.BaseStorage:
     except ConfigError:
         raise
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
-        raise ConfigError(f"cannot open storage {url!r}: {err}") from None
+        detail = str(getattr(err, "orig", None) or err).splitlines()[0]  # not SQLAlchemy's SQL
+        if "file is not a database" in detail:
+            detail += " (not an SQLite file, or a damaged one)"
+        raise ConfigError(f"cannot open storage {url!r}: {detail}.") from None
     if path is not None:
         _write_locked(storage.engine)
     return storage
