@@ -165,5 +165,7 @@ def test_changed_task_under_the_same_name_is_refused(storage: Path, tmp_path: Pa
     path = write_study(tmp_path / "s.yaml", task={"dataset": "sklearn:breast_cancer"})
     result = runner.invoke(app, ["run", str(path), "--storage", str(storage)])
     assert result.exit_code == 2
-    assert "different task" in result.output
+    assert "task.dataset: 'sklearn:wine' -> 'sklearn:breast_cancer'" in " ".join(
+        result.output.split()
+    )
     assert _digest(storage) == before

@@ -64,6 +64,11 @@ def test_adding_lever_values_and_seeds_runs_only_the_new_trials(
             {"task": {"dataset": "sklearn:wine", "metric": "accuracy", "model": "linear"}},
             "task.model",
         ),
+        (
+            "a held learning rate",
+            {"train": {"model": "small", "batch_size": 32, "lr": 0.1}},
+            "train.lr: 0.01 -> 0.1",
+        ),
         ("a setting twice", {"levers": {"data": [0.5, 0.5]}}, "listed twice"),
         ("an infinite setting", {"levers": {"data": [float("inf")]}}, "not a finite number"),
         (

@@ -429,19 +429,39 @@ def _check_compatible(url: str, config: StudyConfig) -> None:
         existing = load_optuna_study(url, config.study)
     except StudyNotFoundError:
         return
-    stored = existing.user_attrs.get("config", {}).get("task", {})
-    new = config.task.model_dump(mode="json")
-    # The stored trials mean what their task says: another dataset, label, model family or
-    # metric would mix results that do not compare. More lever values or seeds are welcome.
+    stored = existing.user_attrs.get("config", {})
+    if not stored:
+        return
+    new = config.model_dump(mode="json")
+
+    def meaning(cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        grades = cfg.get("labels", {}).get("grades", {})
+        return {
+            "task": cfg.get("task", {}),
+            "train": cfg.get("train", {}),
+            # A grade's price may change (the ledger prices each trial); its error rate is
+            # what its trials trained on.
+            "labels": {"grades": {g: v.get("error_rate") for g, v in grades.items()}},
+        }
+
+    # The stored trials mean what their task, fixed training settings and label grades say:
+    # another dataset, label, model family, metric, held learning rate or a grade's error
+    # rate would mix results that do not compare. More lever values or seeds are welcome.
     changed = [
-        k for k in new if stored.get(k) != new[k] and not (k == "metric" and not stored.get(k))
+        (f"{section}.{k}", old.get(k), now.get(k))
+        for section in ("task", "train", "labels")
+        for old, now in [(meaning(stored)[section], meaning(new)[section])]
+        for k in sorted(set(old) | set(now))
+        if old.get(k) != now.get(k)
+        and not (section == "task" and k == "metric" and not old.get(k))
     ]
-    if stored and changed:
+    if changed:
+        kind = "task" if all(c[0].startswith("task.") for c in changed) else "set-up"
         raise ConfigError(
-            f"study {config.study!r} already exists in {url} with a different task "
-            f"({', '.join(f'task.{k}: {stored.get(k)!r} -> {new[k]!r}' for k in changed)}). "
-            "Give the study another name, or use another --storage; adding lever values or "
-            "seeds to the same task is fine."
+            f"study {config.study!r} already exists in {url} with a different {kind} "
+            f"({', '.join(f'{name}: {a!r} -> {b!r}' for name, a, b in changed)}): its stored "
+            "trials would no longer mean what their settings say. Give the study another "
+            "name, or use another --storage; adding lever values or seeds is fine."
         )
 
 
