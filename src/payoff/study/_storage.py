@@ -121,9 +121,9 @@ def study_lock(url: str, name: str, *, timeout_s: float = 600.0) -> Iterator[Non
     reads, then writes: two runs never queue one trial twice nor both create the tables.
     Not reentrant: never nest two.
 
-    SQLite: an exclusive lock on a file beside the database (its processes share a
-    machine). PostgreSQL: an advisory lock, which the server holds for any host. Other
-    storages: no lock.
+    SQLite: an exclusive lock on one file beside the database, whatever the name (its
+    processes share a machine). PostgreSQL: an advisory lock per name, which the server
+    holds for any host. Other storages: no lock.
     """
     path = _sqlite_path(url)
     if path is not None:
@@ -132,7 +132,9 @@ def study_lock(url: str, name: str, *, timeout_s: float = 600.0) -> Iterator[Non
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             lock = open(f"{path}.lock", "a+b")  # noqa: SIM115 - closed below
-        except OSError:  # a read-only folder: nothing will be written there to race on
+        except OSError:
+            lock = None  # a read-only folder: nothing will be written there to race on
+        if lock is None:
             yield
             return
         with lock as f:
