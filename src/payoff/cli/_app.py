@@ -159,6 +159,7 @@ class _Progress(payoff.RunObserver):
             self.task_id = self.progress.add_task("trials", total=n_todo, spent="$0.0000 spent")
 
     def on_trial_end(self, number: int, key: str, state: str, attrs: Mapping[str, Any]) -> None:
+        from payoff.analysis._words import fmt_usd
         from payoff.study._ledger import spend_usd
 
         self.spent += spend_usd(attrs)
@@ -172,10 +173,10 @@ class _Progress(payoff.RunObserver):
         )
         self.progress.console.print(
             f"  trial {number:>3}  {key.replace('|', ' ')}  {status}  "
-            f"{attrs.get('wall_s', 0):.1f} s  ${spend_usd(attrs):.5f}",
+            f"{attrs.get('wall_s', 0):.1f} s  {fmt_usd(spend_usd(attrs))}",
             highlight=False,
         )
-        self.progress.update(self.task_id, advance=1, spent=f"${self.spent:.4f} spent")
+        self.progress.update(self.task_id, advance=1, spent=f"{fmt_usd(self.spent)} spent")
 
     def on_stop(self, message: str) -> None:
         self.progress.stop()
