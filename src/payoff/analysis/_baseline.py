@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from payoff._errors import ConfigError
-from payoff.analysis._outcomes import Outcome, constant_outcome, cost_matrix, majority
+from payoff.analysis._outcomes import Outcome, constant_outcome, majority
+from payoff.returns import cost_matrix
 
 if TYPE_CHECKING:
     from payoff.analysis._value import Baseline, SettingValue, ValueModel

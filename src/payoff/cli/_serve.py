@@ -39,11 +39,7 @@ def serve(
     from payoff.serve._app import create_app
 
     with _user_errors():
-        api_key = None
-        if api_key_env is not None:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
+        api_key = _api_key(api_key_env)
         _check_port(host, port)  # before anything is announced
         s = payoff.load(study, storage)
         web = create_app(
@@ -66,6 +62,16 @@ def serve(
             highlight=False,
         )
     uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+def _api_key(env: str | None) -> str | None:
+    """The key in environment variable ``env``; an unset one is a user's mistake."""
+    if env is None:
+        return None
+    key = os.environ.get(env)
+    if not key:
+        raise payoff.ConfigError(f"--api-key-env {env}: that variable is unset.")
+    return key
 
 
 def _check_port(host: str, port: int) -> None:
@@ -115,11 +121,7 @@ def loadtest(
     from payoff.serve import example_records, price_serving, run_loadtest, store_serving_price
 
     with _user_errors():
-        api_key = None
-        if api_key_env is not None:
-            api_key = os.environ.get(api_key_env)
-            if not api_key:
-                raise payoff.ConfigError(f"--api-key-env {api_key_env}: that variable is unset.")
+        api_key = _api_key(api_key_env)
         s = payoff.load(study, storage) if study else None
         result = run_loadtest(
             url,

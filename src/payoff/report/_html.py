@@ -12,6 +12,7 @@ import jinja2
 from markupsafe import Markup
 
 from payoff._files import write_atomic
+from payoff.analysis._words import fmt_roi, fmt_usd
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -236,8 +237,6 @@ def _table(headers: list[str], rows: list[list[dict[str, str]]], env: jinja2.Env
 
 
 def _settings_table(data: ReportData, env: jinja2.Environment) -> str:
-    from payoff.analysis._value import fmt_roi, fmt_usd
-
     front = next(f for f in data.fronts if f.x == "tco_usd")
     a = data.analysis
     # Money comes from the decisions the value model prices (a threshold, a cost matrix):
@@ -318,8 +317,6 @@ _TRIAL_COLS = (
 
 
 def _trials_table(data: ReportData, env: jinja2.Environment) -> str:
-    from payoff.analysis._words import fmt_usd
-
     frame = data.frame
     metric = data.analysis.metric.removeprefix("test_")
     lead = ["number", "state", *data.analysis.levers, "seed"]
@@ -345,8 +342,6 @@ def _trials_table(data: ReportData, env: jinja2.Environment) -> str:
 
 
 def _marginal_rows(data: ReportData) -> tuple[list[list[dict[str, str]]], list[str]]:
-    from payoff.analysis._value import fmt_usd
-
     rows, notes = [], []
     for lm in data.marginals:
         held = ", ".join(f"{k}={v}" for k, v in lm.held.items())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from payoff.returns._costs import cost_matrix
 from payoff.returns._inference import InferenceReading, measure_inference
 from payoff.returns._metrics import (
     METRICS,
@@ -17,6 +18,7 @@ __all__ = [
     "Metric",
     "check_metric",
     "classification_metrics",
+    "cost_matrix",
     "measure_inference",
     "regression_metrics",
 ]

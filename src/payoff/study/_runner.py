@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from payoff._errors import ConfigError, TrialError, TrialSkipped
 from payoff.config import StudyConfig, load_config
 from payoff.levers import LeverPrices, n_examples
-from payoff.returns import METRICS
+from payoff.returns import METRICS, cost_matrix
 from payoff.study._design import PlannedTrial, encode, plan_trials
 from payoff.study._feedback import data_version, records, with_feedback
 from payoff.study._ledger import label_grades, labels_usd_per_example, ledger, spend_usd
@@ -190,8 +190,6 @@ def _prepare(
 
 def _check_value_classes(config: StudyConfig, classes: Sequence[str]) -> None:
     """Refuse a value section that names classes the task lacks, before anything runs."""
-    from payoff.analysis._outcomes import cost_matrix
-
     value = config.value
     mix = getattr(value.baseline, "error_mix", None)
     n = max(len(classes), 2)

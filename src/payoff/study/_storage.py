@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
 from payoff._errors import ConfigError, StudyNotFoundError
+from payoff._files import write_atomic
 
 DEFAULT_STORAGE = "sqlite:///payoff.db"
 
@@ -101,11 +100,7 @@ class _AtomicStore(FileSystemArtifactStore):
     a temporary file, never a truncated artifact under its id."""
 
     def write(self, artifact_id: str, content_body: BinaryIO) -> None:
-        path = self._get_filepath(artifact_id)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
-            shutil.copyfileobj(content_body, f)
-        os.replace(tmp, path)
+        write_atomic(self._get_filepath(artifact_id), content_body.read(), what="an artifact")
 
 
 def artifact_store(url: str, artifacts: str | Path | None = None) -> FileSystemArtifactStore:
