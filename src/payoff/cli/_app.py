@@ -143,12 +143,20 @@ class _Progress(payoff.RunObserver):
         self.task_id: Any = None
         self.spent = 0.0
         self.metric = ""
+        self.completed = 0  # trials kept complete in the storage: those before and this run's
 
     def on_plan(
         self, study: payoff.Study, *, n_planned: int, n_done: int, n_todo: int, why: str
     ) -> None:
+        # Imported before the first trial, not at its end, where a Ctrl-C could land
+        # inside an import.
+        from payoff.analysis._words import fmt_usd
+        from payoff.study._ledger import spend_usd
+
+        self.fmt_usd, self.spend_usd = fmt_usd, spend_usd
         cfg = study.config
         self.metric = f"val_{cfg.task.metric}"
+        self.completed = n_done
         console.print(
             f"study [bold]{study.name}[/] in {study.storage}: {n_planned} planned, "
             f"{n_done} already done, {n_todo} to run"
@@ -159,9 +167,8 @@ class _Progress(payoff.RunObserver):
             self.task_id = self.progress.add_task("trials", total=n_todo, spent="$0.0000 spent")
 
     def on_trial_end(self, number: int, key: str, state: str, attrs: Mapping[str, Any]) -> None:
-        from payoff.analysis._words import fmt_usd
-        from payoff.study._ledger import spend_usd
-
+        fmt_usd, spend_usd = self.fmt_usd, self.spend_usd
+        self.completed += state == "COMPLETE"
         self.spent += spend_usd(attrs)
         value = attrs.get(self.metric, math.nan)
         status = (
@@ -304,15 +311,12 @@ def _run(
             path, storage=storage, observer=observer, retry_failed=retry_failed, jobs=jobs
         )
     except KeyboardInterrupt:
+        # Counted by the observer: the storage is left alone, as a storage call the
+        # interrupt cut short may still hold SQLite's lock.
         observer.progress.stop()
-        config = payoff.load_config(path)
-        try:
-            kept = payoff.load(config.study, storage).trials_frame()
-            n = int((kept["state"] == "COMPLETE").sum()) if not kept.empty else 0
-        except PayoffError:
-            n = 0
         err_console.print(
-            f"stopped: {n} completed trials are kept; the trial in flight was discarded. "
+            f"stopped: {observer.completed} completed trials are kept; the trial in flight "
+            "was discarded. "
             "Run the same command again to resume."
         )
         raise typer.Exit(code=130) from None
@@ -581,4 +585,10 @@ def export(
 
 def main() -> None:
     """Entry point of the `payoff` console script."""
-    app()
+    try:
+        app()
+    finally:
+        # A Ctrl-C that escaped a string exec (a dataclass built during an import) marks
+        # CPython to die by SIGINT after `python -m payoff` exits, even when payoff
+        # handled it and chose the exit code; a string exec clears that mark.
+        exec("")

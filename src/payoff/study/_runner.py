@@ -799,7 +799,8 @@ def _run_one(
     if failure is not None:
         attrs["fail_reason"] = failure
     attrs["curve"] = json.dumps(context.curve)
-    with _deferred_interrupts():  # a trial is stored whole or not at all
+    # A trial is stored whole or not at all, and the observer hears of every stored trial.
+    with _deferred_interrupts():
         context.flush()
         for name, v in attrs.items():
             trial.set_user_attr(name, v)
@@ -811,8 +812,8 @@ def _run_one(
         else:
             _logger.warning("trial %d failed: %s", trial.number, failure)
             study.tell(trial, state=TrialState.FAIL)
-    state = "SKIPPED" if skipped else "COMPLETE" if failure is None else "FAIL"
-    observer.on_trial_end(trial.number, key, state, attrs)
+        state = "SKIPPED" if skipped else "COMPLETE" if failure is None else "FAIL"
+        observer.on_trial_end(trial.number, key, state, attrs)
 
 
 def _objective(returns: Mapping[str, float], config: StudyConfig) -> float | None:
