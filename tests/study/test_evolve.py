@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 import payoff
 from payoff.cli import app
+from payoff.serve._model import load_trained
 from tests.conftest import write_study
 
 runner = CliRunner()
@@ -90,4 +91,53 @@ def test_a_change_that_would_mislabel_stored_trials_is_refused_untouched(
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()), result.output
     assert "Traceback" not in result.output
+    assert _digest(db) == before
+
+
+def test_new_version_keeps_the_stored_study_whole_and_starts_afresh(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    first = payoff.run(write_study(tmp_path / "a.yaml", levers={"data": [0.5, 1.0]}), storage=db)
+    kept_rows = first.trials_frame()[["data", "val_accuracy", "n_train"]]
+    changed = write_study(
+        tmp_path / "b.yaml",
+        task={"dataset": "sklearn:wine", "metric": "f1_macro", "model": "mlp"},
+        levers={"data": [1.0]},
+    )
+    refused = runner.invoke(app, ["run", str(changed), "--storage", str(db)])
+    assert refused.exit_code == 2 and "--new-version" in " ".join(refused.output.split())
+
+    result = runner.invoke(app, ["run", str(changed), "--storage", str(db), "--new-version"])
+    assert result.exit_code == 0, result.output
+    assert "kept as tiny.v1" in result.output
+    kept, new = payoff.load("tiny.v1", db), payoff.load("tiny", db)
+    assert kept.config.task.metric == "accuracy" and new.config.task.metric == "f1_macro"
+    assert kept.trials_frame()[["data", "val_accuracy", "n_train"]].equals(kept_rows)
+    assert len(new.trials()) == 1
+    # The kept version is a study like any other: its decisions and weights still open.
+    shown = runner.invoke(app, ["recommend", "tiny.v1", "--storage", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert load_trained(kept).task.feature_names == load_trained(new).task.feature_names
+
+    again = runner.invoke(app, ["run", str(changed), "--storage", str(db), "--new-version"])
+    assert again.exit_code == 0 and "kept as tiny.v2" in again.output
+    assert payoff.load("tiny.v2", db).config.task.metric == "f1_macro"
+
+
+def test_new_version_waits_for_a_live_run(tmp_path: Path) -> None:
+    import os
+    import socket
+    import time
+
+    import optuna
+
+    db = tmp_path / "p.db"
+    study = write_study(tmp_path / "a.yaml", levers={"data": [1.0]})
+    payoff.run(study, storage=db)
+    live = optuna.load_study(study_name="tiny", storage=f"sqlite:///{db}").ask()
+    owner = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    live.set_user_attr("owner", owner)  # this test's process: alive
+    before = _digest(db)
+    result = runner.invoke(app, ["run", str(study), "--storage", str(db), "--new-version"])
+    assert result.exit_code == 2, result.output
+    assert "trials running in another process" in " ".join(result.output.split())
     assert _digest(db) == before

@@ -189,6 +189,13 @@ class _Progress(payoff.RunObserver):
         self.progress.stop()
         console.print(message, highlight=False)
 
+    def on_new_version(self, kept_as: str, n_trials: int) -> None:
+        console.print(
+            f"new version: the stored study ({n_trials} trials) is kept as {kept_as} "
+            f"(payoff report {kept_as}); this one starts afresh",
+            highlight=False,
+        )
+
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
@@ -302,13 +309,22 @@ def _summary(study: payoff.Study, *, full: bool = False) -> None:
 
 
 def _run(
-    path: Path | str, storage: str | None, retry_failed: bool = False, jobs: int = 1
+    path: Path | str,
+    storage: str | None,
+    retry_failed: bool = False,
+    jobs: int = 1,
+    new_version: bool = False,
 ) -> payoff.Study:
     _sigterm_as_interrupt()
     observer = _Progress()
     try:
         study = payoff.run(
-            path, storage=storage, observer=observer, retry_failed=retry_failed, jobs=jobs
+            path,
+            storage=storage,
+            observer=observer,
+            retry_failed=retry_failed,
+            jobs=jobs,
+            new_version=new_version,
         )
     except KeyboardInterrupt:
         # Counted by the observer: the storage is left alone, as a storage call the
@@ -338,10 +354,18 @@ def run_cmd(
         bool, typer.Option("--retry-failed", help="Run failed trials again.")
     ] = False,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Worker processes.")] = 1,
+    new_version: Annotated[
+        bool,
+        typer.Option(
+            "--new-version",
+            help="Start the study afresh; the stored one is kept as STUDY.v1 (or the next "
+            "free version).",
+        ),
+    ] = False,
 ) -> None:
     """Run a study, or resume it where it stopped."""
     with _user_errors():
-        _run(study_file, storage, retry_failed, jobs)
+        _run(study_file, storage, retry_failed, jobs, new_version)
 
 
 def demo_file(name: str = "digits") -> Path:

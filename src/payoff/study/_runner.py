@@ -73,6 +73,9 @@ class RunObserver:
     def on_stop(self, message: str) -> None:
         """Called once, with why the run stopped."""
 
+    def on_new_version(self, kept_as: str, n_trials: int) -> None:
+        """Called when ``new_version`` kept the stored study under another name."""
+
 
 @dataclass(frozen=True)
 class _Prepared:
@@ -249,6 +252,7 @@ def run(
     observer: RunObserver | None = None,
     retry_failed: bool = False,
     jobs: int = 1,
+    new_version: bool = False,
 ) -> Study:
     """Run a study, or resume it: completed trials are kept and never run again.
 
@@ -260,6 +264,8 @@ def run(
         observer: progress hooks.
         retry_failed: run again the trials stored as failed.
         jobs: worker processes running trials at once (grid and random designs).
+        new_version: start the study afresh, keeping the stored one (its trials, feedback
+            and config) under the next free name ``<study>.v1``, ``<study>.v2``...
 
     Raises:
         ConfigError: the study is invalid; nothing was written.
@@ -281,6 +287,10 @@ def run(
     config = prepared.config
     observer = observer or RunObserver()
     url = storage_url(storage)
+    if new_version:
+        kept = _keep_as_version(url, config.study)
+        if kept is not None:
+            observer.on_new_version(*kept)
     _check_compatible(url, config)
     optuna_study = optuna.create_study(
         study_name=config.study,
@@ -459,8 +469,54 @@ def _check_compatible(url: str, config: StudyConfig) -> None:
             f"study {config.study!r} already exists in {url} with a different {kind} "
             f"({', '.join(f'{name}: {a!r} -> {b!r}' for name, a, b in changed)}): its stored "
             "trials would no longer mean what their settings say. Give the study another "
-            "name, or use another --storage; adding lever values or seeds is fine."
+            "name, use another --storage, or run with --new-version to keep the stored study "
+            f"as {config.study}.v1 (or the next free version) and start this one afresh; "
+            "adding lever values or seeds is fine."
         )
+
+
+def _keep_as_version(url: str, name: str) -> tuple[str, int] | None:
+    """Move the stored study ``name`` to the next free ``name.vN``; return that name and its
+    trial count, or None when there is no such study.
+
+    Raises:
+        ConfigError: a live process is running one of its trials.
+    """
+    from payoff._errors import StudyNotFoundError
+    from payoff.study._storage import load_optuna_study, study_lock
+
+    try:
+        existing = load_optuna_study(url, name)
+    except StudyNotFoundError:
+        return None
+    with study_lock(url, name):
+        host = socket.gethostname()
+        running = [
+            t.number
+            for t in existing.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not _orphaned(t, host)
+        ]
+        if running:
+            raise ConfigError(
+                f"study {name!r} in {url} has {len(running)} trials running in another "
+                f"process (trial {running[0]}...): stop that run, or wait for it to end, "
+                "before starting a new version."
+            )
+        taken = {s.study_name for s in existing._storage.get_all_studies()}
+        kept_as = next(
+            f"{name}.v{n}" for n in range(1, len(taken) + 2) if f"{name}.v{n}" not in taken
+        )
+        # Optuna cannot rename a study: copy it whole (trials keep their attributes, so
+        # their weights in the artifact store), then delete the original.
+        optuna.copy_study(
+            from_study_name=name,
+            from_storage=existing._storage,
+            to_storage=existing._storage,
+            to_study_name=kept_as,
+        )
+        n_trials = len(existing.get_trials(deepcopy=False))
+        optuna.delete_study(study_name=name, storage=existing._storage)
+        return kept_as, n_trials
 
 
 def _alive(pid: int, started: float) -> bool:
@@ -520,23 +576,25 @@ def _heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
         thread.join(timeout=5)
 
 
+def _orphaned(t: optuna.trial.FrozenTrial, host: str) -> bool:
+    """Whether a running trial's process is gone."""
+    owner = t.user_attrs.get("owner")
+    if owner is None:
+        # Killed between claiming and marking (a few ms): orphaned once it is stale.
+        started = t.datetime_start.timestamp() if t.datetime_start else 0.0
+        return time.time() - started > 60
+    if owner["host"] == host:
+        return not _alive(owner["pid"], owner["started"])
+    # Another host's process: alive while its heartbeat is.
+    return time.time() - float(t.user_attrs.get("heartbeat", owner["started"])) > STALE_S
+
+
 def _fail_orphans(study: optuna.Study, store: FileSystemArtifactStore | None = None) -> int:
     """Mark trials left running by a process that died as interrupted, so they run again
     (their uploads removed from ``store``); return how many."""
-    n = 0
-    host = socket.gethostname()
+    n, host = 0, socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("owner")
-        if owner is None:
-            # Killed between claiming and marking (a few ms): orphaned once it is stale.
-            started = t.datetime_start.timestamp() if t.datetime_start else 0.0
-            orphan = time.time() - started > 60
-        elif owner["host"] == host:
-            orphan = not _alive(owner["pid"], owner["started"])
-        else:  # another host's process: alive while its heartbeat is
-            last = float(t.user_attrs.get("heartbeat", owner["started"]))
-            orphan = time.time() - last > STALE_S
-        if orphan:
+        if _orphaned(t, host):
             reason = "interrupted: the process running it stopped before it finished"
             _fail_interrupted(study, t._trial_id, t.number, reason, requeue=True, store=store)
             n += 1
