@@ -128,3 +128,33 @@ def test_feedbacks_at_once_each_become_a_version_and_none_is_lost(
     stored = payoff.load("tiny", db).optuna.user_attrs["feedback"]
     assert sorted(b["data_version"] for b in stored) == [1, 2, 3]
     assert sorted(b["n_rows"] for b in stored) == [10, 11, 12]
+
+
+@pytest.mark.slow
+def test_killing_feedback_at_any_moment_loses_no_batch(
+    wine: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    _, db = wine
+    csv = tmp_path / "labels.csv"
+    # A big batch, so that the kill lands in reading, checking and writing alike.
+    _wine_rows(178).sample(20_000, replace=True, random_state=0).to_csv(csv, index=False)
+    cmd = [sys.executable, "-m", "payoff", "feedback", "tiny", str(csv), "--storage", str(db)]
+    rng = random.Random(0)
+    for delay in [rng.uniform(1.0, 4.0) for _ in range(3)] + [120.0]:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        stored = payoff.load("tiny", db).optuna.user_attrs.get("feedback", [])
+        # Each stored batch is whole, and versions count up without a gap.
+        assert [b["data_version"] for b in stored] == list(range(1, len(stored) + 1))
+        assert all(b["n_rows"] == len(b["records"]) == 20_000 for b in stored)
+    assert proc.returncode == 0  # the last one was given time to finish
+    assert stored

@@ -74,3 +74,28 @@ def test_a_worker_that_dies_fails_its_trial_and_the_study_finishes(
     # With a retry, the first death was queued again, ran once more, and died again.
     attempts = [t for t in study.optuna.trials if t.params.get("x") == 3]
     assert len(attempts) == 1 + retries
+
+
+@pytest.mark.slow
+def test_a_ray_run_and_an_independent_run_share_one_study(local_ray: None, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.study.test_many_runs import _once_each, _study
+
+    study = _study(tmp_path)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    other = subprocess.Popen(
+        [sys.executable, "-m", "payoff", "run", str(study), "--storage", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+    )
+    on_ray = {**yaml.safe_load(study.read_text()), "executor": {"kind": "ray", "address": "local"}}
+    payoff.run(config_from_dict(on_ray), storage=url)
+    out, _ = other.communicate(timeout=600)
+    assert other.returncode == 0, out
+    _once_each(url)  # every planned trial exactly once, whichever runner took it
