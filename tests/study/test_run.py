@@ -157,6 +157,11 @@ def test_budget_stops_new_trials_and_says_so(tmp_path: Path) -> None:
     study = payoff.run(path, storage=tmp_path / "p.db", observer=Watch())
     assert len(study.trials()) == 1
     assert "budget spent" in messages[-1] and "3 planned trials not started" in messages[-1]
+    # A raised budget runs the rest, and only the rest.
+    raised = write_study(tmp_path / "s.yaml", budget={"usd": 100.0})
+    frame = payoff.run(raised, storage=tmp_path / "p.db", observer=Watch()).trials_frame()
+    assert messages[-1] == "all planned trials done"
+    assert len(frame) == 4 and frame[["data", "compute"]].drop_duplicates().shape[0] == 4
 
 
 def test_random_design_draws_distinct_settings(tmp_path: Path) -> None:

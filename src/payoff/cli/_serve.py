@@ -194,7 +194,8 @@ def monitor(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Drift of each input and of the predictions (PSI, KS) against the training data."""
+    """Drift of each input and of the predictions (PSI; KS or chi-square) against the
+    training data."""
     import dataclasses
     import json
 
@@ -218,11 +219,17 @@ def monitor(
         f"{report.n_reference} training rows",
         title_justify="left",
     )
-    for col in ("input", "PSI", "KS", "KS p", "drifted"):
+    for col in ("input", "PSI", "test", "statistic", "p", "new categories", "drifted"):
         table.add_column(col, justify="right")
     for f in sorted((*report.features, report.prediction), key=lambda f: -f.psi):
         table.add_row(
-            f.name, f"{f.psi:.3f}", f"{f.ks:.3f}", f"{f.ks_p:.2g}", "yes" if f.drifted else ""
+            f.name,
+            f"{f.psi:.3f}",
+            f.test,
+            f"{f.statistic:.3g}",
+            f"{f.p:.2g}",
+            f"{f.new_share:.1%}" if f.new_share else "",
+            "yes" if f.drifted else "",
         )
     console.print(table)
     console.print(report.message, highlight=False)

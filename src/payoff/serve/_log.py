@@ -111,3 +111,15 @@ def read_log(
         db.close()
     rows.reverse()
     return [json.loads(r) for r, _ in rows], [json.loads(p) for _, p in rows]
+
+
+def latest_trial(path: str | Path) -> int | None:
+    """Return the trial that served the newest logged record, or None for an empty log."""
+    db = sqlite3.connect(Path(path))
+    try:
+        row = db.execute("SELECT trial FROM predictions ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return None if row is None else int(row[0])

@@ -1,31 +1,63 @@
-"""Drift: are the inputs and predictions being served still like the training data?"""
+"""Drift: are the inputs and predictions being served still like the training data?
+
+Inputs are compared raw, as a person reads them, with the training split as it was read:
+a numeric column by PSI on the training quantile bins and a KS test on the same values; a
+categorical, binary or integer-coded column (few distinct values) by its category shares,
+PSI and a chi-square test, new categories and missing values counted as shares of their
+own. Predictions are compared with what the model predicted on the held-out validation
+and test splits: class shares (chi-square) or a regression's values (KS).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from payoff._errors import ConfigError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from payoff.study import Study
+    from payoff.tasks import Task
 
 # PSI above 0.2 is the usual "significant shift" line; 0.1 to 0.2 is "moderate".
 PSI_THRESHOLD = 0.2
+# A numeric column with at most this many distinct training values (a 0/1 flag, a count, a
+# code) is read by its value shares: quantile bins would merge its values into one bin.
+FEW_VALUES = 10
+MISSING, NEW = "(missing)", "(new category)"
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureDrift:
-    """One input (as encoded for the model) or the prediction: served against training."""
+    """One raw input, or the predictions: served against training.
+
+    Attributes:
+        name: The column, or ``"prediction"``.
+        kind: ``"numeric"`` (PSI on bins, KS) or ``"categorical"`` (PSI on shares,
+            chi-square).
+        psi: Population stability index.
+        test: ``"KS"`` or ``"chi-square"``.
+        statistic: The test's statistic.
+        p: The test's p-value (before the multiple-testing correction).
+        drifted: PSI above the threshold, or p below the corrected alpha.
+        new_share: Share of served values never seen in training (categorical only).
+    """
 
     name: str
+    kind: str
     psi: float
-    ks: float
-    ks_p: float
+    test: str
+    statistic: float
+    p: float
     drifted: bool
+    new_share: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,26 +71,113 @@ class DriftReport:
     retrain: bool
     message: str
     psi_threshold: float
-    ks_alpha: float
+    alpha: float
+
+
+def _psi_of_counts(ref: np.ndarray, cur: np.ndarray) -> float:
+    # Half a count in every cell: an empty cell must not make PSI infinite, nor a rare
+    # category seen once in a small batch look like a shift.
+    p = (ref + 0.5) / (ref.sum() + 0.5 * ref.size)
+    q = (cur + 0.5) / (cur.sum() + 0.5 * cur.size)
+    return float(np.sum((q - p) * np.log(q / p)))
 
 
 def psi(reference: np.ndarray, current: np.ndarray, *, bins: int = 10) -> float:
     """Return the population stability index of ``current`` against ``reference``.
 
-    Bins are the reference's quantiles (equal-count), so the statistic does not depend on
-    the feature's scale; empty bins get a small floor instead of an infinite term.
+    Bins are the reference's quantiles (equal-count, ties kept in one bin); missing values
+    (NaN) are a bin of their own.
     """
-    # Served values pass through float32 encoding: round off that noise, or tied values at a
-    # bin edge would fall on either side of it and read as a shift.
-    reference, current = np.round(reference, 5), np.round(current, 5)
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
-    if edges.size < 2:  # a constant reference: any other value is a shift
-        return float(np.mean(current != reference[0]) > 0) * 10.0
-    edges[0], edges[-1] = -np.inf, np.inf
-    ref = np.histogram(reference, edges)[0] / reference.size
-    cur = np.histogram(current, edges)[0] / current.size
-    ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
-    return float(np.sum((cur - ref) * np.log(cur / ref)))
+    reference, current = np.asarray(reference, float), np.asarray(current, float)
+    ref_ok, cur_ok = reference[~np.isnan(reference)], current[~np.isnan(current)]
+    edges = np.unique(np.quantile(ref_ok, np.linspace(0, 1, bins + 1))) if ref_ok.size else []
+    if len(edges) < 2:  # a constant reference: its value, and everything else
+        value = ref_ok[0] if ref_ok.size else math.nan
+        ref = np.array([np.sum(ref_ok == value), np.sum(ref_ok != value)])
+        cur = np.array([np.sum(cur_ok == value), np.sum(cur_ok != value)])
+    else:
+        edges = np.concatenate([[-np.inf], edges[1:-1], [np.inf]])
+        ref, cur = np.histogram(ref_ok, edges)[0], np.histogram(cur_ok, edges)[0]
+    ref = np.append(ref, reference.size - ref_ok.size)
+    cur = np.append(cur, current.size - cur_ok.size)
+    return _psi_of_counts(ref, cur)
+
+
+def _key(value: Any) -> str:
+    """A value as a category: numbers by value (1 and 1.0 alike), missing as MISSING."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return MISSING
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def _compare_shares(
+    name: str, reference: Sequence[Any], current: Sequence[Any], *, alpha: float, threshold: float
+) -> FeatureDrift:
+    from scipy.stats import chi2_contingency
+
+    ref_keys, cur_keys = [_key(v) for v in reference], [_key(v) for v in current]
+    known = sorted(set(ref_keys))
+    seen = set(known)
+    cur_keys = [k if k in seen or k == MISSING else NEW for k in cur_keys]
+    cats = known + sorted(set(cur_keys) - seen)
+    ref = np.array([ref_keys.count(c) for c in cats], float)
+    cur = np.array([cur_keys.count(c) for c in cats], float)
+    value = _psi_of_counts(ref, cur)
+    table = np.vstack([ref, cur])[:, (ref + cur) > 0]
+    if table.shape[1] < 2:
+        stat, p = 0.0, 1.0
+    else:
+        result = chi2_contingency(table, correction=False)
+        stat, p = float(result.statistic), float(result.pvalue)
+    new_share = cur_keys.count(NEW) / max(1, len(cur_keys))
+    drifted = value > threshold or p < alpha
+    return FeatureDrift(name, "categorical", value, "chi-square", stat, p, drifted, new_share)
+
+
+def _compare_numbers(
+    name: str, reference: np.ndarray, current: np.ndarray, *, alpha: float, threshold: float
+) -> FeatureDrift:
+    from scipy.stats import ks_2samp
+
+    reference, current = np.asarray(reference, float), np.asarray(current, float)
+    value = psi(reference, current)
+    ref, cur = reference[~np.isnan(reference)], current[~np.isnan(current)]
+    if ref.size and cur.size:
+        ks = ks_2samp(ref, cur, method="asymp")  # exact is slow on thousands of rows
+        stat, p = float(ks.statistic), float(ks.pvalue)
+    else:
+        stat, p = 0.0, 1.0
+    return FeatureDrift(name, "numeric", value, "KS", stat, p, value > threshold or p < alpha)
+
+
+def _is_few_valued(column: pd.Series) -> bool:
+    import pandas as pd
+
+    return not pd.api.types.is_numeric_dtype(column) or column.nunique() <= FEW_VALUES
+
+
+def _reference_predictions(study: Study, task: Task, trial: int | None) -> np.ndarray:
+    """What the served model predicted on the held-out splits (class indices or values),
+    or, without its stored predictions, the training labels."""
+    from payoff.study._record import read_predictions
+    from payoff.study._storage import artifact_store
+
+    for t in study.trials():
+        if trial is not None and t.number != trial:
+            continue
+        artifact = t.user_attrs.get("predictions_artifact")
+        if artifact is None:
+            continue
+        try:
+            stored = read_predictions(artifact_store(study.storage, study.artifacts), artifact)
+        except (OSError, KeyError, ValueError):
+            break
+        # Both held-out splits: predictions on rows the model never trained on.
+        out = np.concatenate([np.asarray(stored.out_val), np.asarray(stored.out_test)])
+        return out.argmax(axis=1) if task.kind == "classification" else out.reshape(-1)
+    return np.asarray(task.y_train)
 
 
 def monitor(
@@ -67,26 +186,24 @@ def monitor(
     log_path: str | Path | None = None,
     trial: int | None = None,
     psi_threshold: float = PSI_THRESHOLD,
-    ks_alpha: float = 0.01,
+    alpha: float = 0.01,
     min_served: int = 50,
     window: int = 10_000,
 ) -> DriftReport:
     """Compare what the service logged with the training data, input by input.
 
-    An input drifts when its PSI exceeds ``psi_threshold`` or a two-sample KS test rejects
-    "same distribution" at ``ks_alpha`` (Bonferroni-corrected over the inputs). Retraining
-    looks warranted when the predictions drift or a tenth of the inputs do.
-
-    Only the newest ``window`` logged records are read, so memory stays bounded however
-    long the log.
+    A column drifts when its PSI exceeds ``psi_threshold`` or its test (KS or chi-square)
+    rejects "same distribution" at ``alpha``, Bonferroni-corrected over the columns and
+    the predictions. Retraining looks warranted when the predictions drift or a tenth of
+    the inputs do. Only the newest ``window`` logged records are read, so memory stays
+    bounded however long the log.
 
     Raises:
         ConfigError: no log, or fewer than ``min_served`` logged records.
     """
     import pandas as pd
-    from scipy.stats import ks_2samp
 
-    from payoff.serve._log import read_log
+    from payoff.serve._log import latest_trial, read_log
     from payoff.serve._model import default_log_path
     from payoff.study._builtin import task_of
 
@@ -102,41 +219,50 @@ def monitor(
             f"the log holds {len(records)} served records; drift needs at least {min_served}."
         )
     task = task_of(study.config)
-    frame = pd.DataFrame.from_records(records, columns=list(task.feature_names))
-    served = np.asarray(task.preprocessor.transform(frame), dtype=np.float64)
-    reference = task.X_train.astype(np.float64)
-    names = [str(n) for n in task.preprocessor.get_feature_names_out()]
-    alpha = ks_alpha / max(1, len(names))
+    served = pd.DataFrame.from_records(records, columns=list(task.feature_names))
+    if task.raw_train is not None:
+        reference = task.raw_train
+    else:  # text: the token ids the model reads
+        reference = pd.DataFrame(task.X_train, columns=list(task.feature_names))
+        served = pd.DataFrame(
+            np.asarray(task.preprocessor.transform(served)), columns=list(task.feature_names)
+        )
+    names = list(task.feature_names)
+    corrected = alpha / (len(names) + 1)
+    options = {"alpha": corrected, "threshold": psi_threshold}
 
-    def compare(name: str, ref: np.ndarray, cur: np.ndarray, discrete: bool) -> FeatureDrift:
-        value = psi(ref, cur)
-        if discrete:  # KS is for continuous values; classes are judged by PSI alone
-            return FeatureDrift(name, value, float("nan"), float("nan"), value > psi_threshold)
-        ks = ks_2samp(ref, cur, method="asymp")  # exact is slow, and fails on ties
-        stat, p = float(ks.statistic), float(ks.pvalue)
-        return FeatureDrift(name, value, stat, p, value > psi_threshold or p < alpha)
+    def compare(name: str) -> FeatureDrift:
+        ref, cur = reference[name], served[name]
+        if _is_few_valued(ref):
+            return _compare_shares(name, ref.tolist(), cur.tolist(), **options)
+        cur_numbers = pd.to_numeric(cur, errors="coerce").to_numpy(float)
+        return _compare_numbers(name, ref.to_numpy(float), cur_numbers, **options)
 
-    features = tuple(
-        compare(n, reference[:, j], served[:, j], discrete=False) for j, n in enumerate(names)
-    )
+    features = tuple(compare(n) for n in names)
+    expected = _reference_predictions(study, task, trial or latest_trial(path))
     if task.kind == "classification":
-        index = {c: i for i, c in enumerate(task.classes)}
-        cur = np.asarray([index.get(str(p), -1) for p in predictions], dtype=np.float64)
-        prediction = compare("prediction", task.y_train.astype(np.float64), cur, discrete=True)
+        ref_labels = [task.classes[int(i)] for i in expected]
+        prediction = _compare_shares("prediction", ref_labels, list(predictions), **options)
     else:
-        cur = np.asarray(predictions, dtype=np.float64)
-        prediction = compare("prediction", task.y_train.astype(np.float64), cur, discrete=False)
+        prediction = _compare_numbers(
+            "prediction", expected, np.asarray(predictions, float), **options
+        )
     drifted = [f for f in features if f.drifted]
     retrain = prediction.drifted or len(drifted) >= max(1, len(features) // 10)
     worst = ", ".join(
-        f"{f.name} (PSI {f.psi:.2f})" for f in sorted(drifted, key=lambda f: -f.psi)[:5]
+        f"{f.name} (PSI {f.psi:.2f}"
+        + (f", {f.new_share:.0%} new categories" if f.new_share else "")
+        + ")"
+        for f in sorted(drifted, key=lambda f: -f.psi)[:5]
+    )
+    summary = (
+        f"{len(drifted)} of {len(features)} inputs drifted{': ' + worst if worst else ''}; "
+        f"predictions PSI {prediction.psi:.2f} ({prediction.test} p {prediction.p:.2g})"
     )
     message = (
-        f"retraining looks warranted: {len(drifted)} of {len(features)} inputs drifted"
-        f"{': ' + worst if worst else ''}; predictions PSI {prediction.psi:.2f}."
+        f"retraining looks warranted: {summary}."
         if retrain
-        else f"no drift that warrants retraining: {len(drifted)} of {len(features)} inputs "
-        f"drifted; predictions PSI {prediction.psi:.2f}."
+        else f"no drift that warrants retraining: {summary}."
     )
     return DriftReport(
         n_served=len(records),
@@ -146,5 +272,5 @@ def monitor(
         retrain=retrain,
         message=message,
         psi_threshold=psi_threshold,
-        ks_alpha=ks_alpha,
+        alpha=alpha,
     )

@@ -763,6 +763,8 @@ def _build_task(
         preprocessor=preprocessor,
         notes=notes,
         modality=modality,
+        raw_train=features.iloc[train_rows].reset_index(drop=True),
+        raw_test=features.iloc[test_rows].reset_index(drop=True),
     )
 
 

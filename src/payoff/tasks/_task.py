@@ -32,6 +32,9 @@ class Task:
         modality: What a row is: ``"table"``, ``"image"``, ``"signal"`` (a 1-D series)
             or ``"text"`` (token ids, so models must embed rather than scale them).
             Derived from ``image_shape`` when not given: ``"image"`` or ``"table"``.
+        raw_train: The training rows' raw ``feature_names`` columns, as read (missing
+            values kept): the reference drift is measured against. None for text.
+        raw_test: The test rows' raw columns, as a client would send them (load tests).
     """
 
     name: str
@@ -48,6 +51,8 @@ class Task:
     preprocessor: Any = field(repr=False)
     notes: dict[str, Any] = field(repr=False)
     modality: Modality = None  # type: ignore[assignment]  # filled in by __post_init__
+    raw_train: Any = field(default=None, repr=False)  # pandas.DataFrame
+    raw_test: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.modality is None:

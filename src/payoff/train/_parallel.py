@@ -162,6 +162,8 @@ def train_parallel(
         X_test=task.X_test[:0],
         y_test=task.y_test[:0],
         preprocessor=None,
+        raw_train=None,
+        raw_test=None,
     )
     with tempfile.TemporaryDirectory(prefix="payoff-ddp-") as tmp:
         directory = Path(tmp)
