@@ -31,6 +31,14 @@ def serve(
     log_max_rows: Annotated[
         int, typer.Option("--log-max-rows", min=1000, help="Rows the prediction log keeps.")
     ] = 1_000_000,
+    strict_categories: Annotated[
+        bool,
+        typer.Option(
+            "--strict-categories",
+            help="Answer 422 to a category never seen in training (default: predict it and "
+            "say so in the response's warnings).",
+        ),
+    ] = False,
     storage: StorageOpt = None,
 ) -> None:
     """Serve a trial's model (ONNX Runtime): POST /predict, GET /health, GET /metrics."""
@@ -49,6 +57,7 @@ def serve(
             max_batch=max_batch,
             quantize=quantize,
             log_max_rows=log_max_rows,
+            strict_categories=strict_categories,
         )
         model = web.state.model
         check, int8 = web.state.check, ""

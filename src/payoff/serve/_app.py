@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 from payoff.serve._encode import RecordEncoder
 from payoff.serve._export import parse_quantize, served_model
 from payoff.serve._log import MAX_ROWS, PredictionLog
-from payoff.serve._model import TrainedModel, categorical_columns, default_log_path, load_trained
+from payoff.serve._model import (
+    TrainedModel,
+    categorical_columns,
+    default_log_path,
+    known_categories,
+    load_trained,
+)
 
 if TYPE_CHECKING:
     from payoff.study import Study
@@ -78,6 +84,12 @@ class _Metrics:
             registry=self.registry,
         )
         self.predictions = Counter("payoff_predictions", "Rows predicted.", registry=self.registry)
+        self.unknown = Counter(
+            "payoff_unknown_categories",
+            "Values of a categorical feature the model never saw in training.",
+            ["feature"],
+            registry=self.registry,
+        )
 
 
 class _Guard:
@@ -169,6 +181,11 @@ class PredictResponse(BaseModel):
     probabilities: list[dict[str, float]] | None = Field(
         default=None, description="Per-class probabilities (classification only)."
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Categories the model never saw in training, one line each: such a "
+        "value is predicted as the encoder treats it (no category of that feature).",
+    )
 
 
 class Health(BaseModel):
@@ -199,13 +216,14 @@ def _error_text(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _record_model(model: TrainedModel) -> type[BaseModel]:
     categorical = categorical_columns(model.task)
     fields: dict[str, Any] = {}
+    # A feature omitted or sent as null is imputed, as training imputed it.
     for i, name in enumerate(model.task.feature_names):
         if name in categorical:
-            annotation: Any = StrictStr
-            field = Field(alias=name, max_length=1000)
+            annotation: Any = StrictStr | None
+            field = Field(default=None, alias=name, max_length=1000)
         else:
-            annotation = float
-            field = Field(alias=name, strict=True, allow_inf_nan=False)
+            annotation = float | None
+            field = Field(default=None, alias=name, strict=True, allow_inf_nan=False)
         fields[f"f{i}"] = (annotation, field)
     return create_model(  # type: ignore[call-overload,no-any-return]
         "Record",
@@ -226,6 +244,7 @@ def create_app(
     quantize: str | None = None,
     n_threads: int = 1,
     log_max_rows: int = MAX_ROWS,
+    strict_categories: bool = False,
 ) -> FastAPI:
     """Return the prediction service for a trial's model, answered by ONNX Runtime.
 
@@ -253,6 +272,8 @@ def create_app(
         n_threads: ONNX Runtime threads a request (0: one a core). One by default:
             requests already run in parallel on the server's thread pool, and a small
             model loses more to handing a request between threads than it gains.
+        strict_categories: answer 422 to a category the model never saw, instead of
+            predicting it (as the encoder treats it) with a line in ``warnings``.
 
     Raises:
         ConfigError: no such trial, unknown ``quantize``, or the ONNX model does not match
@@ -275,6 +296,19 @@ def create_app(
     features = list(task.feature_names)
     Record = _record_model(model)
     encoder = RecordEncoder(task)
+    known = known_categories(task)
+
+    def unknown_categories(records: list[dict[str, Any]]) -> list[str]:
+        lines = []
+        for i, record in enumerate(records):
+            for name, seen in known.items():
+                value = record.get(name)
+                if value is not None and value not in seen:
+                    metrics.unknown.labels(name).inc()
+                    lines.append(
+                        f"record {i}: {name}={value!r} is a category never seen in training"
+                    )
+        return lines
 
     PredictRequest = create_model(  # type: ignore[call-overload]
         "PredictRequest",
@@ -332,6 +366,9 @@ def create_app(
     def predict(body: Any) -> PredictResponse:
         """Predict each record: named raw features, as in the training data."""
         records = [r.model_dump(by_alias=True) for r in body.records]
+        warnings = unknown_categories(records)
+        if warnings and strict_categories:
+            raise HTTPException(422, "; ".join(warnings[:10]) + " (serve --strict-categories).")
         X = encoder.encode(records)  # huge inputs overflow to inf; refused just below
         if not np.all(np.isfinite(X)):
             bad = sorted(
@@ -349,11 +386,13 @@ def create_app(
         if classify:
             labels = [classes[i] for i in out.argmax(axis=1)]
             probs = [dict(zip(classes, map(float, row), strict=True)) for row in out]
-            response = PredictResponse(trial=model.trial, predictions=labels, probabilities=probs)
+            response = PredictResponse(
+                trial=model.trial, predictions=labels, probabilities=probs, warnings=warnings
+            )
             logged: list[Any] = labels
         else:
             values = [float(v) for v in out[:, 0]]
-            response = PredictResponse(trial=model.trial, predictions=values)
+            response = PredictResponse(trial=model.trial, predictions=values, warnings=warnings)
             logged = values
         log.append(model.trial, records, logged)
         metrics.predictions.inc(len(records))

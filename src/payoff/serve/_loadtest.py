@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,13 @@ def example_records(study: Study, n: int = 256) -> list[dict[str, Any]]:
     from payoff.study._builtin import task_of
 
     task = task_of(study.config)
+    if task.raw_test is not None and len(task.raw_test):
+        # Real held-out rows as they were read; a missing value goes as null.
+        frame = task.raw_test.head(n)
+        return [
+            {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+            for r in frame.to_dict("records")
+        ]
     X = task.X_test if len(task.X_test) else task.X_train
     records: list[dict[str, Any]] = raw_frame(task, X[:n]).to_dict("records")
     return records

