@@ -85,3 +85,18 @@ def test_an_unseen_category_is_predicted_and_named_or_refused_when_strict(
     with serving(strict) as strict_url:
         refused = httpx.post(f"{strict_url}/predict", json={"records": records})
     assert refused.status_code == 422 and "Teleport" in refused.json()["message"]
+
+
+def test_serve_recommended_serves_the_setting_recommend_names(tmp_path: Path) -> None:
+    from payoff.serve._model import resolve_trial
+
+    study = payoff.run(
+        write_study(tmp_path / "s.yaml", levers={"data": [0.5, 1.0]}, seeds=2),
+        storage=tmp_path / "p.db",
+    )
+    choice = study.recommend().recommended
+    assert choice is not None
+    chosen = resolve_trial(study, "recommended")
+    assert chosen.number in choice.trials
+    seeds = [t for t in study.optuna.trials if t.number in choice.trials]
+    assert chosen.value == max(t.value for t in seeds)  # its best seed, by validation

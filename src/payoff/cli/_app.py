@@ -545,7 +545,7 @@ def export(
         Path | None, typer.Option("--report", help="An HTML report to attach.")
     ] = None,
     trial: Annotated[
-        str, typer.Option("--trial", help="Model export: best, or a trial number.")
+        str, typer.Option("--trial", help="Model export: best, recommended, or a trial number.")
     ] = "best",
     fmt: Annotated[
         str, typer.Option("--format", help="Model export: onnx or torchscript.")

@@ -14,7 +14,14 @@ from payoff.cli._app import StorageOpt, _user_errors, app, console
 @app.command()
 def serve(
     study: Annotated[str, typer.Argument(help="The study's name.")],
-    trial: Annotated[str, typer.Option("--trial", help="best, or a trial number.")] = "best",
+    trial: Annotated[
+        str,
+        typer.Option(
+            "--trial",
+            help="best (best validation score of all trials), recommended (the setting "
+            "payoff recommend names, its best seed), or a trial number.",
+        ),
+    ] = "best",
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")

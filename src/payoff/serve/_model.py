@@ -49,7 +49,9 @@ class TrainedModel:
 
 
 def resolve_trial(study: Study, trial: str | int = "best") -> optuna.trial.FrozenTrial:
-    """Return the trial ``trial`` names: ``"best"`` (best COMPLETE value) or a number.
+    """Return the trial ``trial`` names: ``"best"`` (the best validation value of all),
+    ``"recommended"`` (the best validation value among the seeds of the setting
+    `Study.recommend` names) or a trial number.
 
     Raises:
         ConfigError: no such trial, it did not complete, or it kept no weights.
@@ -60,12 +62,23 @@ def resolve_trial(study: Study, trial: str | int = "best") -> optuna.trial.Froze
     complete = [
         t for t in study.optuna.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
     ]
-    if isinstance(trial, str) and trial != "best":
+    if isinstance(trial, str) and trial not in ("best", "recommended"):
         try:
             trial = int(trial)
         except ValueError:
-            raise ConfigError(f"trial must be 'best' or a trial number, got {trial!r}.") from None
-    if trial == "best":
+            raise ConfigError(
+                f"trial must be 'best', 'recommended' or a trial number, got {trial!r}."
+            ) from None
+    if trial == "recommended":
+        choice = study.recommend(n_draws=1000).recommended
+        if choice is None or choice.kind != "measured":
+            raise ConfigError(
+                f"study {study.optuna.study_name!r} recommends no measured setting "
+                f"({'none fits' if choice is None else 'a forecast one'}): serve 'best' or "
+                "a trial number."
+            )
+        complete = [t for t in complete if t.number in set(choice.trials)]
+    if trial in ("best", "recommended"):
         scored = [t for t in complete if t.value is not None and np.isfinite(t.value)]
         if not scored:
             raise ConfigError(f"study {study.optuna.study_name!r} has no completed trial.")
