@@ -100,3 +100,25 @@ def test_serve_recommended_serves_the_setting_recommend_names(tmp_path: Path) ->
     assert chosen.number in choice.trials
     seeds = [t for t in study.optuna.trials if t.number in choice.trials]
     assert chosen.value == max(t.value for t in seeds)  # its best seed, by validation
+
+
+def test_feedback_with_an_unseen_category_needs_allow_new_categories(
+    credit: tuple[payoff.Study, TrainedModel, Path],
+) -> None:
+    from typer.testing import CliRunner
+
+    from payoff.cli import app
+
+    study, _, tmp = credit
+    task = task_of(study.config)
+    rows = task.raw_test.head(4).assign(Amount=lambda f: f["Amount"] + 1)  # new rows
+    rows = rows.assign(Status=[task.classes[i] for i in task.y_test[:4]])
+    rows.loc[rows.index[0], "Home"] = "Teleport"
+    csv = tmp / "labels.csv"
+    rows.to_csv(csv, index=False)
+    cmd = ["feedback", study.name, str(csv), "--storage", study.storage]
+    refused = CliRunner().invoke(app, cmd)
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and "never seen in training (Home: Teleport" in said, said
+    accepted = CliRunner().invoke(app, [*cmd, "--allow-new-categories"])
+    assert accepted.exit_code == 0, accepted.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_wine
@@ -18,10 +19,15 @@ runner = CliRunner()
 
 
 def _wine_rows(n: int, *, seed: int = 0) -> pd.DataFrame:
-    """Real wine rows as a labeller would return them: the features and the class name."""
+    """New wine rows as a labeller would return them: real rows measured again (1% noise),
+    the features and the class name."""
     data = load_wine(as_frame=True)
-    frame = data.frame.sample(n, random_state=seed).reset_index(drop=True)
-    frame["label"] = [data.target_names[i] for i in frame.pop("target")]
+    frame = data.frame.sample(n, replace=n > len(data.frame), random_state=seed)
+    frame = frame.reset_index(drop=True)
+    labels = [data.target_names[i] for i in frame.pop("target")]
+    noise = np.random.default_rng(seed).normal(1.0, 0.01, frame.shape)
+    frame = frame * noise
+    frame["label"] = labels
     return frame
 
 
@@ -140,12 +146,13 @@ def test_killing_feedback_at_any_moment_loses_no_batch(
     import sys
 
     _, db = wine
-    csv = tmp_path / "labels.csv"
-    # A big batch, so that the kill lands in reading, checking and writing alike.
-    _wine_rows(178).sample(20_000, replace=True, random_state=0).to_csv(csv, index=False)
-    cmd = [sys.executable, "-m", "payoff", "feedback", "tiny", str(csv), "--storage", str(db)]
     rng = random.Random(0)
-    for delay in [rng.uniform(1.0, 4.0) for _ in range(2)] + [120.0]:
+    for attempt, delay in enumerate([rng.uniform(1.0, 4.0) for _ in range(2)] + [120.0]):
+        # A big batch, so that the kill lands in reading, checking and writing alike; new
+        # rows each time, or a batch stored before the kill would be refused as repeated.
+        csv = tmp_path / f"labels{attempt}.csv"
+        _wine_rows(20_000, seed=attempt).to_csv(csv, index=False)
+        cmd = [sys.executable, "-m", "payoff", "feedback", "tiny", str(csv), "--storage", str(db)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             proc.wait(timeout=delay)
@@ -158,3 +165,43 @@ def test_killing_feedback_at_any_moment_loses_no_batch(
         assert all(b["n_rows"] == len(b["records"]) == 20_000 for b in stored)
     assert proc.returncode == 0  # the last one was given time to finish
     assert stored
+
+
+def test_rows_that_would_leak_are_refused_with_their_counts(
+    wine: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from payoff.study._builtin import task_of
+
+    path, db = wine
+    task = task_of(payoff.load_config(path))
+    data = load_wine(as_frame=True)
+    names = dict(enumerate(data.target_names))
+
+    def labelled(frame: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+        return frame.assign(label=[task.classes[i] for i in y])
+
+    fresh = _wine_rows(5, seed=7)
+    leaky = pd.concat(
+        [
+            labelled(task.raw_train.head(2), task.y_train[:2]),
+            labelled(task.raw_test.head(3), task.y_test[:3]),
+            fresh,
+            fresh.head(1),  # the same new row twice
+        ]
+    )
+    assert set(names.values()) >= set(task.classes)
+    csv = tmp_path / "leaky.csv"
+    leaky.to_csv(csv, index=False)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    result = runner.invoke(app, ["feedback", "tiny", str(csv), "--storage", str(db)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert "of 11 rows, 2 encode like a training row" in said
+    assert "3 are in the test split" in said and "1 repeat an earlier row" in said
+    assert "Nothing was stored" in said
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    # The new rows alone are welcome; sent again, they repeat stored feedback.
+    fresh.to_csv(csv, index=False)
+    assert runner.invoke(app, ["feedback", "tiny", str(csv), "--storage", str(db)]).exit_code == 0
+    again = runner.invoke(app, ["feedback", "tiny", str(csv), "--storage", str(db)])
+    assert again.exit_code == 2 and "5 encode like a training row" in again.output

@@ -23,6 +23,10 @@ def feedback(
         float | None,
         typer.Option("--usd-per-label", help="What one label cost [default: the study's price]."),
     ] = None,
+    allow_new_categories: Annotated[
+        bool,
+        typer.Option("--allow-new-categories", help="Accept categories never seen in training."),
+    ] = False,
     storage: StorageOpt = None,
 ) -> None:
     """Add labelled rows to a study; the next `payoff run` trains on them and prices them."""
@@ -30,7 +34,13 @@ def feedback(
 
     with _user_errors():
         s = payoff.load(study, storage)
-        batch = add_feedback(s, file, label=label, usd_per_label=usd_per_label)
+        batch = add_feedback(
+            s,
+            file,
+            label=label,
+            usd_per_label=usd_per_label,
+            allow_new_categories=allow_new_categories,
+        )
     console.print(
         f"added {batch.n_rows} labelled rows to {s.name} (data version {batch.data_version}): "
         f"labels ${batch.cost_usd_labels:.2f} at ${batch.usd_per_label:g} each; the training "

@@ -23,7 +23,6 @@ from payoff.serve._model import (
     TrainedModel,
     categorical_columns,
     default_log_path,
-    known_categories,
     load_trained,
 )
 
@@ -296,7 +295,7 @@ def create_app(
     features = list(task.feature_names)
     Record = _record_model(model)
     encoder = RecordEncoder(task)
-    known = known_categories(task)
+    known = task.known_categories()
 
     def unknown_categories(records: list[dict[str, Any]]) -> list[str]:
         lines = []

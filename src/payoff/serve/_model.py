@@ -186,18 +186,6 @@ def categorical_columns(task: Task) -> frozenset[str]:
     return frozenset(task.notes.get("categorical_columns", ()))
 
 
-def known_categories(task: Task) -> dict[str, frozenset[str]]:
-    """Return each categorical feature's categories seen in training (as strings)."""
-    for name, transformer, columns in getattr(task.preprocessor, "transformers_", ()):
-        if name == "categorical" and hasattr(transformer, "named_steps"):
-            onehot = transformer.named_steps["onehot"]
-            return {
-                str(c): frozenset(str(v) for v in cats)
-                for c, cats in zip(columns, onehot.categories_, strict=True)
-            }
-    return {}
-
-
 def default_log_path(study: Study) -> Path:
     """Return the prediction log's default path: beside a SQLite study, else here."""
     from payoff.study._storage import _sqlite_path

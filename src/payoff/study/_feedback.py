@@ -146,6 +146,54 @@ def _check(frame: pd.DataFrame, task: Task, label: str, path: Path) -> list[dict
     return recs
 
 
+def _refuse_leaks(
+    rows: list[dict[str, Any]],
+    task: Task,
+    stored: list[dict[str, Any]],
+    path: Path,
+    allow_new_categories: bool,
+) -> None:
+    """Refuse rows that would leak or repeat: rows encoding like a training row (feedback
+    stored before included), a validation or test row, or another row of the file; and,
+    unless allowed, rows with a category never seen in training."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)[list(task.feature_names)]
+    X = np.asarray(task.preprocessor.transform(frame), dtype=np.float32)
+    keys = [row.tobytes() for row in X]
+    grown = with_feedback(task, [r for b in stored for r in b["records"]])
+
+    def count(split: np.ndarray) -> int:
+        seen = {row.tobytes() for row in np.asarray(split, dtype=np.float32)}
+        return sum(k in seen for k in keys)
+
+    kinds = {
+        "encode like a training row": count(grown.X_train),
+        "are in the validation split": count(task.X_val),
+        "are in the test split": count(task.X_test),
+        "repeat an earlier row of the file": len(keys) - len(set(keys)),
+    }
+    new: dict[str, set[str]] = {}
+    for name, seen in task.known_categories().items():
+        for value in frame[name]:
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                if str(value) not in seen:
+                    new.setdefault(name, set()).add(str(value))
+    problems = [f"{n} {what}" for what, n in kinds.items() if n]
+    if new and not allow_new_categories:
+        named = "; ".join(f"{c}: {', '.join(sorted(v)[:5])}" for c, v in new.items())
+        problems.append(
+            f"categories never seen in training ({named}; pass --allow-new-categories to "
+            "train on them)"
+        )
+    if problems:
+        raise ConfigError(
+            f"{path}: of {len(rows)} rows, " + "; ".join(problems) + ". A row the model "
+            "already trained or is judged on would inflate its measured returns: drop those "
+            "rows and run again. Nothing was stored."
+        )
+
+
 def _class_name(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -158,6 +206,7 @@ def add_feedback(
     *,
     label: str | None = None,
     usd_per_label: float | None = None,
+    allow_new_categories: bool = False,
 ) -> FeedbackBatch:
     """Add a CSV of labelled rows to a study's training set, for its next run.
 
@@ -166,9 +215,13 @@ def add_feedback(
     trials again on the larger training set (earlier results are kept, under their data
     version), and each trial's ledger prices the labels it trains on.
 
+    Rows that encode like a training, validation or test row, or like another row of the
+    file, are refused (they would leak into the measured returns), and so are categories
+    never seen in training unless ``allow_new_categories``.
+
     Raises:
-        ConfigError: the study has no built-in task, or the file is missing, unreadable or
-            does not match the task; nothing is stored then.
+        ConfigError: the study has no built-in task, or the file is missing, unreadable,
+            does not match the task or has rows that would leak; nothing is stored then.
     """
     from payoff.prices import load_price_book
     from payoff.study._builtin import task_of
@@ -194,6 +247,7 @@ def add_feedback(
     # both become data version 1, one of them lost.
     with study_lock(study.storage, study.name):
         stored = batches(study.optuna)
+        _refuse_leaks(rows, task, stored, path, allow_new_categories)
         n_train = len(task.y_train) + sum(b["n_rows"] for b in stored) + len(rows)
         batch = FeedbackBatch(
             file=str(path.resolve()),

@@ -64,6 +64,17 @@ class Task:
         """Return the number of encoded input columns (the models' input width)."""
         return int(self.X_train.shape[1])
 
+    def known_categories(self) -> dict[str, frozenset[str]]:
+        """Return each categorical feature's categories seen in training, as strings."""
+        for name, transformer, columns in getattr(self.preprocessor, "transformers_", ()):
+            if name == "categorical" and hasattr(transformer, "named_steps"):
+                onehot = transformer.named_steps["onehot"]
+                return {
+                    str(c): frozenset(str(v) for v in cats)
+                    for c, cats in zip(columns, onehot.categories_, strict=True)
+                }
+        return {}
+
     @property
     def n_classes(self) -> int:
         """Return the number of classes; 0 for regression."""
