@@ -122,3 +122,18 @@ def test_feedback_with_an_unseen_category_needs_allow_new_categories(
     assert refused.exit_code == 2 and "never seen in training (Home: Teleport" in said, said
     accepted = CliRunner().invoke(app, [*cmd, "--allow-new-categories"])
     assert accepted.exit_code == 0, accepted.output
+
+
+def test_load_test_traffic_is_logged_apart_and_left_out_of_drift(
+    credit: tuple[payoff.Study, TrainedModel, Path], url: str
+) -> None:
+    from payoff.serve import example_records, read_log, run_loadtest
+
+    study, _, tmp = credit
+    log = tmp / "log.db"
+    real = len(read_log(log)[0])
+    every = len(read_log(log, synthetic=True)[0])
+    result = run_loadtest(url, example_records(study, 8), n_requests=20, concurrency=2)
+    assert result.error_rate == 0
+    assert len(read_log(log)[0]) == real  # the monitor's default view: unchanged
+    assert len(read_log(log, synthetic=True)[0]) == every + 20

@@ -51,6 +51,20 @@ def test_loadtest_prices_and_stores(server: str, served_study: payoff.Study) -> 
     assert serving["measured"] is True and serving["source"] == "payoff loadtest"
     assert serving["usd_per_million"] > 0 and serving["throughput_per_s"] > 0
     assert serving["p99_s"] > 0
+    assert "as the server@1 price; the ROI prices serving with it" in result.output
+    # An offline run is kept beside it, never instead: big batches look cheaper.
+    offline = CliRunner().invoke(
+        cli,
+        [
+            *("loadtest", server, "--requests", "20", "--scenario", "offline", "--batch", "64"),
+            *("--study", served_study.optuna.study_name, "--storage", storage),
+        ],
+    )
+    assert offline.exit_code == 0, offline.output
+    assert "the ROI prices serving by server@1" in " ".join(offline.output.split())
+    attrs = payoff.load(served_study.optuna.study_name, storage).optuna.user_attrs
+    assert attrs["serving"] == serving
+    assert set(attrs["serving_prices"]) == {"server@1", "offline@64"}
 
 
 def test_loadtest_without_study_and_offline(server: str) -> None:

@@ -190,8 +190,21 @@ def loadtest(
             highlight=False,
         )
         if s is not None:
-            store_serving_price(s, result, price)
-            console.print(f"stored on study {study!r} as user attr 'serving'", highlight=False)
+            _, used = store_serving_price(s, result, price)
+            key = f"{result.scenario}@{result.batch}"
+            uses = (
+                "the ROI prices serving with it"
+                if key == used
+                else f"the ROI prices serving by {used} (value.serving_scenario and "
+                "serving_batch), "
+                + (
+                    "measured before"
+                    if used in s.optuna.user_attrs.get("serving_prices", {})
+                    else f"not measured yet: it keeps its estimate until a loadtest "
+                    f"--scenario {used.split('@')[0]} --batch {used.split('@')[1]}"
+                )
+            )
+            console.print(f"stored on study {study!r} as the {key} price; {uses}", highlight=False)
 
 
 @app.command()
@@ -208,6 +221,10 @@ def monitor(
         int, typer.Option("--window", min=50, help="The newest logged records to compare.")
     ] = 10_000,
     storage: StorageOpt = None,
+    include_loadtest: Annotated[
+        bool,
+        typer.Option("--include-loadtest", help="Count payoff loadtest's traffic too."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Drift of each input and of the predictions (PSI; KS or chi-square) against the
@@ -226,6 +243,7 @@ def monitor(
             trial=trial,
             psi_threshold=psi_threshold,
             window=window,
+            synthetic=include_loadtest,
         )
     if as_json:
         print(json.dumps(dataclasses.asdict(report), indent=1))

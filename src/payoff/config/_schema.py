@@ -194,6 +194,10 @@ class ValueConfig(_Strict):
     baseline: float | Literal["no model", "majority"] | BaselineConfig = "no model"
     minutes_saved_per_prediction: NonNegativeFloat = 0.0
     serving_usd_per_million: NonNegativeFloat | None = None
+    # The load test whose measured price the ROI uses (payoff loadtest stores one a
+    # scenario and batch size): one record a request from concurrent clients by default.
+    serving_scenario: Literal["single-stream", "server", "offline"] = "server"
+    serving_batch: PositiveInt = 1
     serving_hardware: str | None = None
     serving_utilization: float = Field(default=1.0, gt=0, le=1)
     horizon_months: float = Field(default=12.0, gt=0, le=600)

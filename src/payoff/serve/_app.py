@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from fastapi import FastAPI, Request, Security
+from fastapi import FastAPI, Header, Request, Security
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 
 from payoff.serve._encode import RecordEncoder
 from payoff.serve._export import parse_quantize, served_model
-from payoff.serve._log import MAX_ROWS, PredictionLog
+from payoff.serve._log import MAX_ROWS, SYNTHETIC_HEADER, PredictionLog
 from payoff.serve._model import (
     TrainedModel,
     categorical_columns,
@@ -362,7 +362,9 @@ def create_app(
         _logger.exception("prediction failed")
         return JSONResponse({"message": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    def predict(body: Any) -> PredictResponse:
+    def predict(
+        body: Any, synthetic: str | None = Header(default=None, alias=SYNTHETIC_HEADER)
+    ) -> PredictResponse:
         """Predict each record: named raw features, as in the training data."""
         records = [r.model_dump(by_alias=True) for r in body.records]
         warnings = unknown_categories(records)
@@ -393,7 +395,7 @@ def create_app(
             values = [float(v) for v in out[:, 0]]
             response = PredictResponse(trial=model.trial, predictions=values, warnings=warnings)
             logged = values
-        log.append(model.trial, records, logged)
+        log.append(model.trial, records, logged, synthetic=synthetic is not None)
         metrics.predictions.inc(len(records))
         return response
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff.serve._log import SYNTHETIC_HEADER
 
 if TYPE_CHECKING:
     from payoff.study import Study
@@ -224,7 +225,8 @@ async def _drive(
     start = time.perf_counter()
     deadline = start + time_limit_s
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {**headers, "Content-Type": "application/json"}
+    # Tagged, so the service logs this traffic as synthetic and drift leaves it out.
+    headers = {**headers, "Content-Type": "application/json", SYNTHETIC_HEADER: "loadtest"}
     async with httpx.AsyncClient(
         base_url=base, headers=headers, timeout=timeout_s, limits=limits
     ) as client:
@@ -306,8 +308,14 @@ def price_serving(
 
 def store_serving_price(
     study: Study, result: LoadtestResult, price: ServingPrice
-) -> dict[str, Any]:
-    """Store the measured price on the study as user attr ``serving``; return it."""
+) -> tuple[dict[str, Any], str]:
+    """Store the measured price on the study under its scenario and batch size (user attr
+    ``serving_prices``); return it and the key the ROI prices serving by.
+
+    The ROI uses the price of ``value.serving_scenario`` at ``value.serving_batch`` (the
+    ``server`` scenario at one record a request by default): that one is also stored as
+    user attr ``serving``. Another scenario's price is kept beside it, never instead.
+    """
     attr = {
         "usd_per_million": price.usd_per_million,
         "measured": True,
@@ -322,5 +330,11 @@ def store_serving_price(
         "concurrency": result.concurrency,
         "source": "payoff loadtest",
     }
-    study.optuna.set_user_attr("serving", attr)
-    return attr
+    key = f"{result.scenario}@{result.batch}"
+    prices = {**study.optuna.user_attrs.get("serving_prices", {}), key: attr}
+    study.optuna.set_user_attr("serving_prices", prices)
+    value = study.config.value
+    used = f"{value.serving_scenario}@{value.serving_batch}"
+    if key == used:
+        study.optuna.set_user_attr("serving", attr)
+    return attr, used

@@ -19,9 +19,17 @@ CREATE TABLE IF NOT EXISTS predictions (
     time_s REAL NOT NULL,
     trial INTEGER NOT NULL,
     record TEXT NOT NULL,
-    prediction TEXT NOT NULL
+    prediction TEXT NOT NULL,
+    synthetic INTEGER NOT NULL DEFAULT 0
 )
 """
+# Requests carrying this header (payoff loadtest sends it) are logged as synthetic traffic,
+# which the drift monitor leaves out unless asked.
+SYNTHETIC_HEADER = "X-Payoff-Synthetic"
+
+
+def _columns(db: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in db.execute("PRAGMA table_info(predictions)")}
 
 
 # Rows the log keeps by default: about a week of a busy service, a few hundred MB.
@@ -51,6 +59,10 @@ class PredictionLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            if "synthetic" not in _columns(self._db):  # a log from before the column
+                self._db.execute(
+                    "ALTER TABLE predictions ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0"
+                )
             self._db.commit()
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
@@ -59,17 +71,23 @@ class PredictionLog:
             ) from None
 
     def append(
-        self, trial: int, records: Sequence[dict[str, Any]], predictions: Sequence[Any]
+        self,
+        trial: int,
+        records: Sequence[dict[str, Any]],
+        predictions: Sequence[Any],
+        *,
+        synthetic: bool = False,
     ) -> None:
-        """Log one request's records and their predictions."""
+        """Log one request's records and their predictions (``synthetic``: a load test's)."""
         now = time.time()
         rows = [
-            (now, trial, json.dumps(r), json.dumps(p))
+            (now, trial, json.dumps(r), json.dumps(p), int(synthetic))
             for r, p in zip(records, predictions, strict=True)
         ]
         with self._lock:
             self._db.executemany(
-                "INSERT INTO predictions (time_s, trial, record, prediction) VALUES (?, ?, ?, ?)",
+                "INSERT INTO predictions (time_s, trial, record, prediction, synthetic) "
+                "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
             self._appends += 1
@@ -87,16 +105,26 @@ class PredictionLog:
 
 
 def read_log(
-    path: str | Path, *, trial: int | None = None, limit: int | None = None
+    path: str | Path,
+    *,
+    trial: int | None = None,
+    limit: int | None = None,
+    synthetic: bool = False,
 ) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Return the newest logged records and predictions (oldest first), optionally one trial's."""
+    """Return the newest logged records and predictions (oldest first), optionally one
+    trial's; load-test traffic only with ``synthetic``."""
     db = sqlite3.connect(Path(path))
     try:
         query = "SELECT record, prediction FROM predictions"
+        where: list[str] = []
         params: list[Any] = []
         if trial is not None:
-            query += " WHERE trial = ?"
+            where.append("trial = ?")
             params.append(trial)
+        if not synthetic and "synthetic" in _columns(db):
+            where.append("synthetic = 0")
+        if where:
+            query += " WHERE " + " AND ".join(where)
         query += " ORDER BY id DESC"
         if limit is not None:
             query += " LIMIT ?"

@@ -189,6 +189,7 @@ def monitor(
     alpha: float = 0.01,
     min_served: int = 50,
     window: int = 10_000,
+    synthetic: bool = False,
 ) -> DriftReport:
     """Compare what the service logged with the training data, input by input.
 
@@ -196,7 +197,8 @@ def monitor(
     rejects "same distribution" at ``alpha``, Bonferroni-corrected over the columns and
     the predictions. Retraining looks warranted when the predictions drift or a tenth of
     the inputs do. Only the newest ``window`` logged records are read, so memory stays
-    bounded however long the log.
+    bounded however long the log; load-test traffic (logged as synthetic) is left out
+    unless ``synthetic``.
 
     Raises:
         ConfigError: no log, or fewer than ``min_served`` logged records.
@@ -213,7 +215,7 @@ def monitor(
             f"no prediction log at {str(path)!r}: serve the study first (payoff serve), "
             "or pass --log with the file the service wrote."
         )
-    records, predictions = read_log(path, trial=trial, limit=window)
+    records, predictions = read_log(path, trial=trial, limit=window, synthetic=synthetic)
     if len(records) < min_served:
         raise ConfigError(
             f"the log holds {len(records)} served records; drift needs at least {min_served}."
