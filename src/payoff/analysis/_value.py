@@ -1045,3 +1045,11 @@ def value_at(
         horizon_months=m.horizon_months,
         discount_rate=m.discount_rate,
     )
+
+
+def decision_rule(record: StudyRecord, trial: int) -> Outcome | None:
+    """Return how the value model turns ``trial``'s class probabilities into decisions (its
+    ``decide``), so a service calls what the ROI priced; None for a regression or a trial
+    without stored predictions."""
+    outcome = trial_outcomes(record, value_analysis(record).model).get(trial)
+    return None if outcome is None or outcome.rule == "mean absolute error" else outcome

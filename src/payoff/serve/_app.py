@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, create_model
 
+from payoff._errors import ConfigError
 from payoff.serve._encode import RecordEncoder
 from payoff.serve._export import parse_quantize, served_model
 from payoff.serve._log import MAX_ROWS, SYNTHETIC_HEADER, PredictionLog
@@ -27,6 +29,7 @@ from payoff.serve._model import (
 )
 
 if TYPE_CHECKING:
+    from payoff.analysis._outcomes import Outcome
     from payoff.study import Study
 
 _logger = logging.getLogger(__name__)
@@ -197,6 +200,7 @@ class Health(BaseModel):
     features: list[str]
     classes: list[str]
     quantize: str = Field(description="none (fp32) or int8: the served model's weights.")
+    decision: str = Field(description="How class probabilities become predicted labels.")
     model_bytes: int = Field(description="Size of the served ONNX model.")
 
 
@@ -229,6 +233,28 @@ def _record_model(model: TrainedModel) -> type[BaseModel]:
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
         **fields,
     )
+
+
+def _decision_rule(study: Study, model: TrainedModel) -> Outcome | None:
+    """The rule the study's ROI priced this trial's decisions by, or None (most probable
+    class) when the value analysis cannot say."""
+    from payoff.analysis._value import decision_rule
+
+    try:
+        return decision_rule(study.record(), model.trial)
+    except ConfigError as err:
+        _logger.warning("predicting the most probable class: %s", err)
+        return None
+
+
+def _decision_words(rule: Outcome | None, classes: list[str]) -> str:
+    if rule is None:
+        return "the most probable class"
+    if rule.threshold is not None and len(classes) == 2:
+        if math.isinf(rule.threshold):
+            return f"always {classes[0]!r}: {rule.rule}"
+        return f"{classes[1]!r} when P({classes[1]!r}) >= {rule.threshold:.4g}: {rule.rule}"
+    return rule.rule
 
 
 def create_app(
@@ -296,6 +322,7 @@ def create_app(
     Record = _record_model(model)
     encoder = RecordEncoder(task)
     known = task.known_categories()
+    rule = _decision_rule(study, model) if classify else None
 
     def unknown_categories(records: list[dict[str, Any]]) -> list[str]:
         lines = []
@@ -385,7 +412,8 @@ def create_app(
         if not np.all(np.isfinite(out)):
             raise HTTPException(422, "the model's output is not finite for these records.")
         if classify:
-            labels = [classes[i] for i in out.argmax(axis=1)]
+            calls = rule.decide(out) if rule is not None else out.argmax(axis=1)
+            labels = [classes[i] for i in calls]
             probs = [dict(zip(classes, map(float, row), strict=True)) for row in out]
             response = PredictResponse(
                 trial=model.trial, predictions=labels, probabilities=probs, warnings=warnings
@@ -425,6 +453,7 @@ def create_app(
             features=features,
             classes=classes,
             quantize=app.state.quantize,
+            decision=_decision_words(rule, classes) if classify else "the model's value",
             model_bytes=app.state.model_bytes,
         )
 

@@ -230,7 +230,13 @@ def _check_data_counts(config: StudyConfig, n_available: int) -> None:
 
 
 def _import_function(path: str) -> TrialFunction:
+    import sys
+
     module_name, _, attr = path.partition(":")
+    # The `payoff` script's sys.path starts at its own folder, not the working directory
+    # (`python -m` starts at the latter): make a module beside the user importable either way.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split("."):
