@@ -123,3 +123,27 @@ def test_study_report_and_cli(study: payoff.Study, tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 2 and "budget" in bad.output
+
+
+def score_only(trial: payoff.Trial) -> dict[str, float]:
+    """A trial function that reports its metric and nothing about inference."""
+    return {"score": 0.5 + 0.1 * trial.lever("x")}
+
+
+def test_a_cost_no_trial_measured_is_left_out_and_named(tmp_path: Path) -> None:
+    from payoff.config import config_from_dict
+    from payoff.report._collect import collect
+    from payoff.report._figures import pareto
+
+    config = config_from_dict(
+        {
+            "study": "score-only",
+            "task": {"function": "tests.report.test_report:score_only", "metric": "score"},
+            "levers": {"x": [1, 2, 3]},
+        }
+    )
+    study = payoff.run(config, storage=tmp_path / "p.db")
+    figure = pareto(collect(study.record(), n_draws=500))
+    panels = [a.text for a in figure.figure.layout.annotations]
+    assert panels and not any("latency" in p for p in panels)
+    assert "Left out, as no trial measured it: inference latency" in figure.caption

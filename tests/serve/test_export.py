@@ -51,7 +51,7 @@ def test_tolerance_is_enforced(served_study: payoff.Study, tmp_path: Path) -> No
     ("kwargs", "match"),
     [
         ({"trial": 99}, "no trial 99"),
-        ({"trial": "first"}, "'best' or a trial number"),
+        ({"trial": "first"}, "'best', 'recommended' or a trial number"),
         ({"format": "tflite"}, "unknown export format"),
     ],
 )

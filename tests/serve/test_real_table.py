@@ -58,6 +58,10 @@ def test_missing_and_omitted_features_are_scored_as_training_scores_them(
     records[0].pop("Income")  # omitted, not null: imputed the same way
     response = httpx.post(f"{url}/predict", json={"records": records})
     assert response.status_code == 200, response.text
+    empty = httpx.post(f"{url}/predict", json={"records": [{}]}).json()
+    assert empty["warnings"] == [
+        "record 0: every feature is missing; predicted from imputed values"
+    ]
     expected = model.predict(np.asarray(task.preprocessor.transform(holes), np.float32))
     body = response.json()
     assert body["predictions"] == [task.classes[i] for i in expected.argmax(axis=1)]

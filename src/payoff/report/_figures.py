@@ -226,9 +226,13 @@ def return_curves(data: ReportData) -> Figure | None:
 
 def pareto(data: ReportData) -> Figure:
     """Cost against return for every setting, the non-dominated front highlighted."""
-    fronts = data.fronts
+    # A cost no trial measured (latency of a trial function that does not report it) is
+    # left out and named, never drawn as an empty panel.
+    fronts = [f for f in data.fronts if f.points]
+    unmeasured = [f.x_label for f in data.fronts if not f.points]
     titles = [f.x_label for f in fronts]
-    fig = make_subplots(rows=2, cols=2, subplot_titles=titles, vertical_spacing=0.16)
+    n_rows = max(1, math.ceil(len(fronts) / 2))
+    fig = make_subplots(rows=n_rows, cols=2, subplot_titles=titles, vertical_spacing=0.16)
     rec = data.recommendation
     chosen = {c.key for c in (rec.recommended, rec.meets_target, rec.best_roi) if c is not None}
     for i, f in enumerate(fronts):
@@ -290,15 +294,16 @@ def pareto(data: ReportData) -> Figure:
         if positive and max(positive) / min(positive) > 20 and len(positive) == len(pts):
             fig.update_xaxes(type="log", row=row + 1, col=col + 1)
         fig.update_yaxes(title_text=f.y, row=row + 1, col=col + 1)
-    _layout(fig, 640)
+    _layout(fig, 320 * n_rows)
     caption = (
         "Each point is a setting: mean and standard deviation over its seeds' stored trials; "
         "dark points are on the Pareto front (no setting is cheaper and better); stars are "
         "the recommended settings. Sources: "
         + "; ".join(f"{f.x_label}: {f.method}" for f in fronts)
         + f". Serving: {data.analysis.model.serving_method}."
+        + (f" Left out, as no trial measured it: {', '.join(unmeasured)}." if unmeasured else "")
     )
-    return Figure("pareto", "Pareto fronts: cost against return", caption, fig, 640)
+    return Figure("pareto", "Pareto fronts: cost against return", caption, fig, 320 * n_rows)
 
 
 def cost_breakdown(data: ReportData) -> Figure:

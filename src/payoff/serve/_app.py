@@ -185,8 +185,9 @@ class PredictResponse(BaseModel):
     )
     warnings: list[str] = Field(
         default_factory=list,
-        description="Categories the model never saw in training, one line each: such a "
-        "value is predicted as the encoder treats it (no category of that feature).",
+        description="One line a concern: a category the model never saw in training "
+        "(predicted as the encoder treats it: no category of that feature), or a record "
+        "with every feature missing (predicted from imputed values).",
     )
 
 
@@ -324,9 +325,13 @@ def create_app(
     known = task.known_categories()
     rule = _decision_rule(study, model) if classify else None
 
-    def unknown_categories(records: list[dict[str, Any]]) -> list[str]:
+    def warnings_for(records: list[dict[str, Any]]) -> list[str]:
         lines = []
         for i, record in enumerate(records):
+            if all(v is None for v in record.values()):
+                lines.append(
+                    f"record {i}: every feature is missing; predicted from imputed values"
+                )
             for name, seen in known.items():
                 value = record.get(name)
                 if value is not None and value not in seen:
@@ -394,9 +399,10 @@ def create_app(
     ) -> PredictResponse:
         """Predict each record: named raw features, as in the training data."""
         records = [r.model_dump(by_alias=True) for r in body.records]
-        warnings = unknown_categories(records)
-        if warnings and strict_categories:
-            raise HTTPException(422, "; ".join(warnings[:10]) + " (serve --strict-categories).")
+        warnings = warnings_for(records)
+        if strict_categories and any("never seen" in w for w in warnings):
+            unseen = [w for w in warnings if "never seen" in w]
+            raise HTTPException(422, "; ".join(unseen[:10]) + " (serve --strict-categories).")
         X = encoder.encode(records)  # huge inputs overflow to inf; refused just below
         if not np.all(np.isfinite(X)):
             bad = sorted(

@@ -163,16 +163,25 @@ def _refuse_leaks(
     keys = [row.tobytes() for row in X]
     grown = with_feedback(task, [r for b in stored for r in b["records"]])
 
-    def count(split: np.ndarray) -> int:
-        seen = {row.tobytes() for row in np.asarray(split, dtype=np.float32)}
-        return sum(k in seen for k in keys)
-
-    kinds = {
-        "encode like a training row": count(grown.X_train),
-        "are in the validation split": count(task.X_val),
-        "are in the test split": count(task.X_test),
-        "repeat an earlier row of the file": len(keys) - len(set(keys)),
+    splits = {
+        "encode like a training row": grown.X_train,
+        "are in the validation split": task.X_val,
+        "are in the test split": task.X_test,
     }
+    seen = {
+        what: {row.tobytes() for row in np.asarray(X, dtype=np.float32)}
+        for what, X in splits.items()
+    }
+    # Each row counted once, by the first thing it repeats.
+    kinds = dict.fromkeys([*splits, "repeat an earlier row of the file"], 0)
+    earlier: set[bytes] = set()
+    for k in keys:
+        what = next((w for w, known in seen.items() if k in known), None)
+        if what is None and k in earlier:
+            what = "repeat an earlier row of the file"
+        if what is not None:
+            kinds[what] += 1
+        earlier.add(k)
     new: dict[str, set[str]] = {}
     for name, seen in task.known_categories().items():
         for value in frame[name]:
