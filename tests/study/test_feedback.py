@@ -54,7 +54,11 @@ def test_feedback_rows_join_training_and_are_priced_on_the_next_run(
     assert "added 40 labelled rows" in result.output and "$20.00" in result.output
     assert f"now {n_before + 40} rows" in result.output
 
-    study = payoff.run(path, storage=db)
+    rerun = runner.invoke(app, ["run", str(path), "--storage", str(db)])
+    assert rerun.exit_code == 0, rerun.output
+    # The earlier version's trial is kept, not counted as done for the new one.
+    assert "1 planned, 0 already done, 1 to run" in rerun.output
+    study = payoff.load("tiny", db)
     frame = study.trials_frame()
     assert len(frame) == 1 and frame["data_version"].iloc[0] == 1
     assert frame["n_train"].iloc[0] == n_before + 40

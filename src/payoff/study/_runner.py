@@ -671,13 +671,15 @@ def _enqueue_unlocked(
     study: optuna.Study, planned: list[PlannedTrial], *, retry_failed: bool
 ) -> tuple[int, int]:
     taken: set[str] = set()
+    planned_keys = {p.key for p in planned}
     n_done = 0
     for t in study.get_trials(deepcopy=False):
         key = t.user_attrs.get("plan_key")
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
             t.state == TrialState.FAIL and not t.user_attrs.get("interrupted") and not retry_failed
         ):
-            n_done += key is not None and key not in taken
+            # Done for this plan: an earlier data version's trials are kept, not counted.
+            n_done += key in planned_keys and key not in taken
         elif t.state not in (TrialState.RUNNING, TrialState.WAITING):
             continue
         if key is not None:
