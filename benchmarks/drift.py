@@ -75,11 +75,11 @@ def _table(
     task, model = task_of(study.config), load_trained(study, "best")
     train = task.raw_train
 
-    def predict(rows: pd.DataFrame) -> list[str]:
+    def predict(rows: pd.DataFrame) -> tuple[list[str], list[float]]:
         out = model.predict(np.asarray(task.preprocessor.transform(rows), np.float32))
-        return [task.classes[i] for i in out.argmax(axis=1)]
+        return [task.classes[i] for i in out.argmax(axis=1)], out.max(axis=1).tolist()
 
-    labels = np.asarray(predict(train))
+    labels = np.asarray(predict(train)[0])
     minority = pd.Series(labels).value_counts().idxmin()
     column = train[spec["cat"]].astype(str)
     rare = (column != column.mode()[0]).to_numpy()  # the rarer value of a binary column
@@ -103,7 +103,8 @@ def _table(
         said = 0
         for _ in range(batches):
             rows = draw(scenario)
-            log.append(model.trial, rows.to_dict("records"), predict(rows))
+            calls, sure = predict(rows)
+            log.append(model.trial, rows.to_dict("records"), calls, confidence=sure)
             said += monitor(study, log_path=log_path, window=n).retrain
         log.close()
         rates[scenario] = said / batches

@@ -144,6 +144,7 @@ def _judge(study: payoff.Study, model: object, rows: object, path: Path) -> obje
         model.trial,  # type: ignore[attr-defined]
         rows.to_dict("records"),  # type: ignore[attr-defined]
         [task.classes[i] for i in out.argmax(axis=1)],
+        confidence=out.max(axis=1).tolist(),
     )
     log.close()
     return payoff.serve.monitor(study, log_path=path)
@@ -205,3 +206,16 @@ def test_a_prediction_share_shift_is_flagged(churn: tuple, tmp_path: Path) -> No
     report = _judge(study, model, rows, tmp_path / "p.db")
     assert report.prediction.drifted and report.prediction.test == "chi-square"
     assert report.retrain
+
+
+def test_predictions_the_model_is_less_sure_of_are_flagged(churn: tuple, tmp_path: Path) -> None:
+    study, model = churn
+    task = task_of(study.config)
+    train = task.raw_train
+    out = model.predict(np.asarray(task.preprocessor.transform(train), np.float32))
+    sure = out.max(axis=1)
+    # Rows near the decision boundary: what a new kind of customer looks like to the model.
+    unsure = train[sure < np.quantile(sure, 0.3)].sample(300, replace=True, random_state=5)
+    report = _judge(study, model, unsure.reset_index(drop=True), tmp_path / "u.db")
+    assert report.confidence is not None and report.confidence.drifted
+    assert report.retrain and "their confidence PSI" in report.message

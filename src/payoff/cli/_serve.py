@@ -255,7 +255,8 @@ def monitor(
     )
     for col in ("input", "PSI", "test", "statistic", "p", "new categories", "drifted"):
         table.add_column(col, justify="right")
-    for f in sorted((*report.features, report.prediction), key=lambda f: -f.psi):
+    rows = (*report.features, report.prediction, *filter(None, [report.confidence]))
+    for f in sorted(rows, key=lambda f: -f.psi):
         table.add_row(
             f.name,
             f"{f.psi:.3f}",

@@ -425,11 +425,12 @@ def create_app(
                 trial=model.trial, predictions=labels, probabilities=probs, warnings=warnings
             )
             logged: list[Any] = labels
+            sure: list[float] | None = [float(v) for v in out.max(axis=1)]
         else:
             values = [float(v) for v in out[:, 0]]
             response = PredictResponse(trial=model.trial, predictions=values, warnings=warnings)
-            logged = values
-        log.append(model.trial, records, logged, synthetic=synthetic is not None)
+            logged, sure = values, None
+        log.append(model.trial, records, logged, synthetic=synthetic is not None, confidence=sure)
         metrics.predictions.inc(len(records))
         return response
 

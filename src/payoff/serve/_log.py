@@ -20,9 +20,15 @@ CREATE TABLE IF NOT EXISTS predictions (
     trial INTEGER NOT NULL,
     record TEXT NOT NULL,
     prediction TEXT NOT NULL,
-    synthetic INTEGER NOT NULL DEFAULT 0
+    synthetic INTEGER NOT NULL DEFAULT 0,
+    confidence REAL
 )
 """
+# Columns added since the first logs: a log from before gets them on opening.
+_ADDED = {
+    "synthetic": "synthetic INTEGER NOT NULL DEFAULT 0",
+    "confidence": "confidence REAL",
+}
 # Requests carrying this header (payoff loadtest sends it) are logged as synthetic traffic,
 # which the drift monitor leaves out unless asked.
 SYNTHETIC_HEADER = "X-Payoff-Synthetic"
@@ -59,10 +65,10 @@ class PredictionLog:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
-            if "synthetic" not in _columns(self._db):  # a log from before the column
-                self._db.execute(
-                    "ALTER TABLE predictions ADD COLUMN synthetic INTEGER NOT NULL DEFAULT 0"
-                )
+            present = _columns(self._db)
+            for name, column in _ADDED.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE predictions ADD COLUMN {column}")
             self._db.commit()
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(
@@ -77,17 +83,20 @@ class PredictionLog:
         predictions: Sequence[Any],
         *,
         synthetic: bool = False,
+        confidence: Sequence[float] | None = None,
     ) -> None:
-        """Log one request's records and their predictions (``synthetic``: a load test's)."""
+        """Log one request's records and their predictions (``synthetic``: a load test's;
+        ``confidence``: a classifier's highest class probability, a record)."""
         now = time.time()
+        sure = confidence if confidence is not None else [None] * len(records)
         rows = [
-            (now, trial, json.dumps(r), json.dumps(p), int(synthetic))
-            for r, p in zip(records, predictions, strict=True)
+            (now, trial, json.dumps(r), json.dumps(p), int(synthetic), c)
+            for r, p, c in zip(records, predictions, sure, strict=True)
         ]
         with self._lock:
             self._db.executemany(
-                "INSERT INTO predictions (time_s, trial, record, prediction, synthetic) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO predictions (time_s, trial, record, prediction, synthetic, "
+                "confidence) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             self._appends += 1
@@ -104,24 +113,28 @@ class PredictionLog:
             self._db.close()
 
 
-def read_log(
+def _select(
     path: str | Path,
+    columns: str,
     *,
-    trial: int | None = None,
-    limit: int | None = None,
-    synthetic: bool = False,
-) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Return the newest logged records and predictions (oldest first), optionally one
-    trial's; load-test traffic only with ``synthetic``."""
+    trial: int | None,
+    limit: int | None,
+    synthetic: bool,
+) -> list[tuple[Any, ...]]:
+    """The newest rows' ``columns`` (oldest first), of one trial or all, with or without
+    load-test traffic."""
     db = sqlite3.connect(Path(path))
     try:
-        query = "SELECT record, prediction FROM predictions"
+        present = _columns(db)
+        wanted = [c.strip() for c in columns.split(",")]
+        query = "SELECT " + ", ".join(c if c in present or not present else "NULL" for c in wanted)
+        query += " FROM predictions"
         where: list[str] = []
         params: list[Any] = []
         if trial is not None:
             where.append("trial = ?")
             params.append(trial)
-        if not synthetic and "synthetic" in _columns(db):
+        if not synthetic and "synthetic" in present:
             where.append("synthetic = 0")
         if where:
             query += " WHERE " + " AND ".join(where)
@@ -138,7 +151,33 @@ def read_log(
     finally:
         db.close()
     rows.reverse()
+    return rows
+
+
+def read_log(
+    path: str | Path,
+    *,
+    trial: int | None = None,
+    limit: int | None = None,
+    synthetic: bool = False,
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Return the newest logged records and predictions (oldest first), optionally one
+    trial's; load-test traffic only with ``synthetic``."""
+    rows = _select(path, "record, prediction", trial=trial, limit=limit, synthetic=synthetic)
     return [json.loads(r) for r, _ in rows], [json.loads(p) for _, p in rows]
+
+
+def read_confidences(
+    path: str | Path,
+    *,
+    trial: int | None = None,
+    limit: int | None = None,
+    synthetic: bool = False,
+) -> list[float | None]:
+    """Return the confidences logged with the rows `read_log` returns (None where a row
+    has none: a regression, or a log from before confidences)."""
+    rows = _select(path, "confidence", trial=trial, limit=limit, synthetic=synthetic)
+    return [r[0] for r in rows]
 
 
 def latest_trial(path: str | Path) -> int | None:

@@ -5,7 +5,8 @@ a numeric column by PSI on the training quantile bins and a KS test on the same 
 categorical, binary or integer-coded column (few distinct values) by its category shares,
 PSI and a chi-square test, new categories and missing values counted as shares of their
 own. Predictions are compared with what the model predicted on the held-out validation
-and test splits: class shares (chi-square) or a regression's values (KS).
+and test splits: class shares (chi-square) and the highest class probability a row (PSI,
+KS), or a regression's values (KS).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class FeatureDrift:
         test: ``"KS"`` or ``"chi-square"``.
         statistic: The test's statistic.
         p: The test's p-value (before the multiple-testing correction).
-        drifted: PSI above the threshold, or p below the corrected alpha.
+        drifted: PSI above the threshold beyond sampling noise, or p below the corrected
+            alpha.
         new_share: Share of served values never seen in training (categorical only).
     """
 
@@ -68,6 +70,7 @@ class DriftReport:
     n_reference: int
     features: tuple[FeatureDrift, ...]
     prediction: FeatureDrift
+    confidence: FeatureDrift | None
     retrain: bool
     message: str
     psi_threshold: float
@@ -80,6 +83,13 @@ def _psi_of_counts(ref: np.ndarray, cur: np.ndarray) -> float:
     p = (ref + 0.5) / (ref.sum() + 0.5 * ref.size)
     q = (cur + 0.5) / (cur.sum() + 0.5 * cur.size)
     return float(np.sum((q - p) * np.log(q / p)))
+
+
+def _over(value: float, threshold: float, cells: int, n_ref: int, n_cur: int) -> bool:
+    """Whether a PSI exceeds ``threshold`` beyond sampling noise: two samples of one
+    distribution show (cells - 1)(1/n + 1/m) on average, which small samples make large."""
+    noise = (cells - 1) * (1 / max(1, n_ref) + 1 / max(1, n_cur))
+    return value > threshold + noise
 
 
 def psi(reference: np.ndarray, current: np.ndarray, *, bins: int = 10) -> float:
@@ -132,7 +142,8 @@ def _compare_shares(
         result = chi2_contingency(table, correction=False)
         stat, p = float(result.statistic), float(result.pvalue)
     new_share = cur_keys.count(NEW) / max(1, len(cur_keys))
-    drifted = value > threshold or p < alpha
+    cells = int(np.sum((ref + cur) > 0))
+    drifted = _over(value, threshold, cells, len(ref_keys), len(cur_keys)) or p < alpha
     return FeatureDrift(name, "categorical", value, "chi-square", stat, p, drifted, new_share)
 
 
@@ -149,7 +160,9 @@ def _compare_numbers(
         stat, p = float(ks.statistic), float(ks.pvalue)
     else:
         stat, p = 0.0, 1.0
-    return FeatureDrift(name, "numeric", value, "KS", stat, p, value > threshold or p < alpha)
+    cells = min(10, len(np.unique(ref))) + 1  # psi()'s bins and the missing values' bin
+    drifted = _over(value, threshold, cells, reference.size, current.size) or p < alpha
+    return FeatureDrift(name, "numeric", value, "KS", stat, p, drifted)
 
 
 def _is_few_valued(column: pd.Series) -> bool:
@@ -158,9 +171,12 @@ def _is_few_valued(column: pd.Series) -> bool:
     return not pd.api.types.is_numeric_dtype(column) or column.nunique() <= FEW_VALUES
 
 
-def _reference_predictions(study: Study, task: Task, trial: int | None) -> np.ndarray:
-    """What the served model predicted on the held-out splits (class indices or values),
-    or, without its stored predictions, the training labels."""
+def _reference_predictions(
+    study: Study, task: Task, trial: int | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the served model predicted on the held-out splits (class indices or values)
+    and, for a classifier, its highest class probability a row; without its stored
+    predictions, the training labels and no probabilities."""
     from payoff.study._record import read_predictions
     from payoff.study._storage import artifact_store
 
@@ -176,8 +192,10 @@ def _reference_predictions(study: Study, task: Task, trial: int | None) -> np.nd
             break
         # Both held-out splits: predictions on rows the model never trained on.
         out = np.concatenate([np.asarray(stored.out_val), np.asarray(stored.out_test)])
-        return out.argmax(axis=1) if task.kind == "classification" else out.reshape(-1)
-    return np.asarray(task.y_train)
+        if task.kind == "classification":
+            return out.argmax(axis=1), out.max(axis=1)
+        return out.reshape(-1), None
+    return np.asarray(task.y_train), None
 
 
 def monitor(
@@ -193,19 +211,20 @@ def monitor(
 ) -> DriftReport:
     """Compare what the service logged with the training data, input by input.
 
-    A column drifts when its PSI exceeds ``psi_threshold`` or its test (KS or chi-square)
-    rejects "same distribution" at ``alpha``, Bonferroni-corrected over the columns and
-    the predictions. Retraining looks warranted when the predictions drift or a tenth of
-    the inputs do. Only the newest ``window`` logged records are read, so memory stays
-    bounded however long the log; load-test traffic (logged as synthetic) is left out
-    unless ``synthetic``.
+    A column drifts when its PSI exceeds ``psi_threshold`` beyond sampling noise or its
+    test (KS or chi-square) rejects "same distribution" at ``alpha``, Bonferroni-corrected
+    within two families: the inputs, and the predictions with their confidence. Retraining
+    looks warranted when the predictions or their confidence drift, or a tenth of the
+    inputs do. Only the newest ``window`` logged records are read, so memory stays bounded
+    however long the log; load-test traffic (logged as synthetic) is left out unless
+    ``synthetic``.
 
     Raises:
         ConfigError: no log, or fewer than ``min_served`` logged records.
     """
     import pandas as pd
 
-    from payoff.serve._log import latest_trial, read_log
+    from payoff.serve._log import latest_trial, read_confidences, read_log
     from payoff.serve._model import default_log_path
     from payoff.study._builtin import task_of
 
@@ -216,6 +235,7 @@ def monitor(
             "or pass --log with the file the service wrote."
         )
     records, predictions = read_log(path, trial=trial, limit=window, synthetic=synthetic)
+    served_sure = read_confidences(path, trial=trial, limit=window, synthetic=synthetic)
     if len(records) < min_served:
         raise ConfigError(
             f"the log holds {len(records)} served records; drift needs at least {min_served}."
@@ -230,8 +250,10 @@ def monitor(
             np.asarray(task.preprocessor.transform(served)), columns=list(task.feature_names)
         )
     names = list(task.feature_names)
-    corrected = alpha / (len(names) + 1)
-    options = {"alpha": corrected, "threshold": psi_threshold}
+    # Two families, each Bonferroni-corrected: the inputs, and the outputs (predictions and
+    # their confidence), each of which can call for retraining on its own.
+    options = {"alpha": alpha / max(1, len(names)), "threshold": psi_threshold}
+    on_outputs = {"alpha": alpha / 2, "threshold": psi_threshold}
 
     def compare(name: str) -> FeatureDrift:
         ref, cur = reference[name], served[name]
@@ -241,16 +263,26 @@ def monitor(
         return _compare_numbers(name, ref.to_numpy(float), cur_numbers, **options)
 
     features = tuple(compare(n) for n in names)
-    expected = _reference_predictions(study, task, trial or latest_trial(path))
+    expected, expected_sure = _reference_predictions(study, task, trial or latest_trial(path))
+    confidence = None
     if task.kind == "classification":
         ref_labels = [task.classes[int(i)] for i in expected]
-        prediction = _compare_shares("prediction", ref_labels, list(predictions), **options)
+        prediction = _compare_shares("prediction", ref_labels, list(predictions), **on_outputs)
+        sure = np.asarray([c for c in served_sure if c is not None], dtype=float)
+        if expected_sure is not None and len(sure) >= min_served:
+            confidence = _compare_numbers(
+                "prediction confidence", expected_sure, sure, **on_outputs
+            )
     else:
         prediction = _compare_numbers(
-            "prediction", expected, np.asarray(predictions, float), **options
+            "prediction", expected, np.asarray(predictions, float), **on_outputs
         )
     drifted = [f for f in features if f.drifted]
-    retrain = prediction.drifted or len(drifted) >= max(1, len(features) // 10)
+    retrain = (
+        prediction.drifted
+        or (confidence is not None and confidence.drifted)
+        or len(drifted) >= max(1, len(features) // 10)
+    )
     worst = ", ".join(
         f"{f.name} (PSI {f.psi:.2f}"
         + (f", {f.new_share:.0%} new categories" if f.new_share else "")
@@ -260,6 +292,11 @@ def monitor(
     summary = (
         f"{len(drifted)} of {len(features)} inputs drifted{': ' + worst if worst else ''}; "
         f"predictions PSI {prediction.psi:.2f} ({prediction.test} p {prediction.p:.2g})"
+        + (
+            f", their confidence PSI {confidence.psi:.2f} (KS p {confidence.p:.2g})"
+            if confidence is not None
+            else ""
+        )
     )
     message = (
         f"retraining looks warranted: {summary}."
@@ -271,6 +308,7 @@ def monitor(
         n_reference=len(reference),
         features=features,
         prediction=prediction,
+        confidence=confidence,
         retrain=retrain,
         message=message,
         psi_threshold=psi_threshold,
