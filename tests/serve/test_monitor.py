@@ -92,6 +92,12 @@ def test_shifted_traffic_says_retrain(
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["retrain"] is True
+    gate = runner.invoke(
+        app,
+        ["monitor", served_study.name, "--storage", served_study.storage, "--log", str(path)]
+        + ["--fail-on-drift"],
+    )
+    assert gate.exit_code == 1 and "retraining looks warranted" in gate.output
 
 
 def test_no_log_is_a_clear_error(served_study: payoff.Study, tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ def test_feedback_rows_join_training_and_are_priced_on_the_next_run(
     assert frame["cost_usd_labels"].iloc[0] == pytest.approx((n_before + 40) * 0.04)
     everything = study.trials_frame(all_versions=True)
     assert len(everything) == 2  # the earlier trial is kept
+    assert sorted(everything["data_version"]) == [0, 1]
     batch = study.optuna.user_attrs["feedback"][0]
     assert batch["n_rows"] == 40 and batch["cost_usd_labels"] == pytest.approx(20.0)
     again = payoff.run(path, storage=db)  # nothing left to run on this version

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 import payoff
 from payoff.cli._app import StorageOpt, _user_errors, app, console
+
+if TYPE_CHECKING:
+    from payoff.serve import DriftReport
 
 
 @app.command()
@@ -226,13 +229,15 @@ def monitor(
         typer.Option("--include-loadtest", help="Count payoff loadtest's traffic too."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option("--fail-on-drift", help="Exit 1 when retraining looks warranted."),
+    ] = False,
 ) -> None:
     """Drift of each input and of the predictions (PSI; KS or chi-square) against the
     training data."""
     import dataclasses
     import json
-
-    from rich.table import Table
 
     from payoff.serve._monitor import monitor as drift
 
@@ -247,7 +252,15 @@ def monitor(
         )
     if as_json:
         print(json.dumps(dataclasses.asdict(report), indent=1))
-        return
+    else:
+        _drift_table(report)
+    if fail_on_drift and report.retrain:
+        raise typer.Exit(code=1)
+
+
+def _drift_table(report: DriftReport) -> None:
+    from rich.table import Table
+
     table = Table(
         title=f"drift of {report.n_served} served records against "
         f"{report.n_reference} training rows",

@@ -101,6 +101,8 @@ class Study:
             row: dict[str, Any] = {"number": t.number, "state": t.state.name}
             row |= trial_params(t)
             row |= {k: v for k, v in attrs.items() if k not in _HIDDEN}
+            if current:  # the version each trial trained on, 0 before any feedback
+                row["data_version"] = attrs.get("data_version", 0)
             rows.append(row)
         frame = pd.DataFrame(rows)
         if frame.empty:
