@@ -193,7 +193,15 @@ def _reference_predictions(
         # Both held-out splits: predictions on rows the model never trained on.
         out = np.concatenate([np.asarray(stored.out_val), np.asarray(stored.out_test)])
         if task.kind == "classification":
-            return out.argmax(axis=1), out.max(axis=1)
+            # Called as the service calls them (a value threshold, not always argmax).
+            from payoff.analysis._value import decision_rule
+
+            try:
+                rule = decision_rule(study.record(), t.number)
+            except ConfigError:
+                rule = None
+            calls = rule.decide(out) if rule is not None else out.argmax(axis=1)
+            return calls, out.max(axis=1)
         return out.reshape(-1), None
     return np.asarray(task.y_train), None
 
