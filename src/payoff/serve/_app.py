@@ -24,6 +24,7 @@ from payoff.serve._log import MAX_ROWS, SYNTHETIC_HEADER, PredictionLog
 from payoff.serve._model import (
     TrainedModel,
     categorical_columns,
+    decision_of,
     default_log_path,
     load_trained,
 )
@@ -236,18 +237,6 @@ def _record_model(model: TrainedModel) -> type[BaseModel]:
     )
 
 
-def _decision_rule(study: Study, model: TrainedModel) -> Outcome | None:
-    """The rule the study's ROI priced this trial's decisions by, or None (most probable
-    class) when the value analysis cannot say."""
-    from payoff.analysis._value import decision_rule
-
-    try:
-        return decision_rule(study.record(), model.trial)
-    except ConfigError as err:
-        _logger.warning("predicting the most probable class: %s", err)
-        return None
-
-
 def _decision_words(rule: Outcome | None, classes: list[str]) -> str:
     if rule is None:
         return "the most probable class"
@@ -305,8 +294,6 @@ def create_app(
         ConfigError: no such trial, unknown ``quantize``, or the ONNX model does not match
             the trained one.
     """
-    from payoff._errors import ConfigError
-
     if max_batch < 1 or max_body_bytes < 1:
         raise ConfigError("max_batch and max_body_bytes must be at least 1.")
     quantize = None if quantize is None else parse_quantize(quantize).value
@@ -323,15 +310,11 @@ def create_app(
     Record = _record_model(model)
     encoder = RecordEncoder(task)
     known = task.known_categories()
-    rule = _decision_rule(study, model) if classify else None
+    rule = decision_of(study.record(), model.trial) if classify else None
 
-    def warnings_for(records: list[dict[str, Any]]) -> list[str]:
+    def unseen_categories(records: list[dict[str, Any]]) -> list[str]:
         lines = []
         for i, record in enumerate(records):
-            if all(v is None for v in record.values()):
-                lines.append(
-                    f"record {i}: every feature is missing; predicted from imputed values"
-                )
             for name, seen in known.items():
                 value = record.get(name)
                 if value is not None and value not in seen:
@@ -399,10 +382,14 @@ def create_app(
     ) -> PredictResponse:
         """Predict each record: named raw features, as in the training data."""
         records = [r.model_dump(by_alias=True) for r in body.records]
-        warnings = warnings_for(records)
-        if strict_categories and any("never seen" in w for w in warnings):
-            unseen = [w for w in warnings if "never seen" in w]
+        unseen = unseen_categories(records)
+        if strict_categories and unseen:
             raise HTTPException(422, "; ".join(unseen[:10]) + " (serve --strict-categories).")
+        warnings = [
+            f"record {i}: every feature is missing; predicted from imputed values"
+            for i, record in enumerate(records)
+            if all(v is None for v in record.values())
+        ] + unseen
         X = encoder.encode(records)  # huge inputs overflow to inf; refused just below
         if not np.all(np.isfinite(X)):
             bad = sorted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,11 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from payoff.study import Study
+    from payoff.analysis._outcomes import Outcome
+    from payoff.study import Study, StudyRecord
     from payoff.tasks import Task
+
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,6 +188,18 @@ def raw_frame(task: Task, X: np.ndarray) -> pd.DataFrame:
 def categorical_columns(task: Task) -> frozenset[str]:
     """Return the names of the task's categorical (string-valued) raw features."""
     return frozenset(task.notes.get("categorical_columns", ()))
+
+
+def decision_of(record: StudyRecord, trial: int) -> Outcome | None:
+    """Return the rule the study's ROI priced ``trial``'s decisions by (its ``decide``), or
+    None (the most probable class) when the value analysis cannot say."""
+    from payoff.analysis._value import decision_rule
+
+    try:
+        return decision_rule(record, trial)
+    except ConfigError as err:
+        _logger.warning("predicting the most probable class: %s", err)
+        return None
 
 
 def default_log_path(study: Study) -> Path:

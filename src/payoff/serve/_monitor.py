@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from payoff._errors import ConfigError
+from payoff.serve._log import latest_trial, read_confidences, read_log
+from payoff.serve._model import decision_of, default_log_path
+from payoff.study._builtin import task_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,32 +180,18 @@ def _reference_predictions(
     """What the served model predicted on the held-out splits (class indices or values)
     and, for a classifier, its highest class probability a row; without its stored
     predictions, the training labels and no probabilities."""
-    from payoff.study._record import read_predictions
-    from payoff.study._storage import artifact_store
-
-    for t in study.trials():
-        if trial is not None and t.number != trial:
-            continue
-        artifact = t.user_attrs.get("predictions_artifact")
-        if artifact is None:
-            continue
-        try:
-            stored = read_predictions(artifact_store(study.storage, study.artifacts), artifact)
-        except (OSError, KeyError, ValueError):
-            break
+    record = study.record()  # every trial's stored predictions, read once
+    number = trial if trial is not None else next(iter(record.predictions), None)
+    stored = record.predictions.get(number) if number is not None else None
+    if stored is not None:
         # Both held-out splits: predictions on rows the model never trained on.
         out = np.concatenate([np.asarray(stored.out_val), np.asarray(stored.out_test)])
-        if task.kind == "classification":
-            # Called as the service calls them (a value threshold, not always argmax).
-            from payoff.analysis._value import decision_rule
-
-            try:
-                rule = decision_rule(study.record(), t.number)
-            except ConfigError:
-                rule = None
-            calls = rule.decide(out) if rule is not None else out.argmax(axis=1)
-            return calls, out.max(axis=1)
-        return out.reshape(-1), None
+        if task.kind != "classification":
+            return out.reshape(-1), None
+        # Called as the service calls them (a value threshold, not always argmax).
+        rule = decision_of(record, number)
+        calls = rule.decide(out) if rule is not None else out.argmax(axis=1)
+        return calls, out.max(axis=1)
     return np.asarray(task.y_train), None
 
 
@@ -231,10 +220,6 @@ def monitor(
         ConfigError: no log, or fewer than ``min_served`` logged records.
     """
     import pandas as pd
-
-    from payoff.serve._log import latest_trial, read_confidences, read_log
-    from payoff.serve._model import default_log_path
-    from payoff.study._builtin import task_of
 
     path = Path(log_path) if log_path is not None else default_log_path(study)
     if not path.is_file():
